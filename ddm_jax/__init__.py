@@ -1,0 +1,40 @@
+"""ddm-jax: embed stochastic dynamical systems into low-rank RNNs by drift-diffusion matching."""
+
+from ._network import (
+    init_network as init_network,
+    LowRankRNN as LowRankRNN,
+    off_subspace_residual as off_subspace_residual,
+    private_noise_drift_bias as private_noise_drift_bias,
+)
+from ._simulate import (
+    Run as Run,
+    simulate_network as simulate_network,
+    simulate_target as simulate_target,
+    SimulationDiverged as SimulationDiverged,
+    SOLVERS as SOLVERS,
+)
+from ._targets import (
+    from_callables as from_callables,
+    make_target as make_target,
+    ou_stationary_covariance as ou_stationary_covariance,
+    system_defaults as system_defaults,
+    SYSTEMS as SYSTEMS,
+    Target as Target,
+)
+
+__version__ = "0.1.0"
+from ._matching import (
+    attractor_points as attractor_points,
+    diffusion_error as diffusion_error,
+    diffusion_loss as diffusion_loss,
+    drift_error as drift_error,
+    drift_loss as drift_loss,
+    fit as fit,
+    FitResult as FitResult,
+    init_train_state as init_train_state,
+    run_training as run_training,
+    sample_box as sample_box,
+    SAMPLERS as SAMPLERS,
+    TrainConfig as TrainConfig,
+    TrainState as TrainState,
+)

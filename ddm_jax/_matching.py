@@ -1,0 +1,317 @@
+"""Drift and diffusion matching: regression of the latent perceptron on the target SDE.
+
+With ``z = c + S v`` the drift loss is
+``E_{v ~ rho} || -v + W_s phi(Gamma v + b) - tau S^-1 f(c + S v) ||^2``; no back-propagation
+through time. ``rho`` is uniform in the box enlarged by 20% (``"box"``), points of simulated
+target trajectories (``"attractor"``), or half of each (``"mixture"``, the default).
+State-dependent noise is matched afterwards, with the hidden layer fixed, by the covariance
+loss ``|| Ghat Ghat^T - tau^2 S^-1 G G^T S^-1 ||_F^2``.
+"""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+from jaxtyping import Array, Float
+
+from ._custom_types import Key
+from ._network import LowRankRNN, init_network
+from ._simulate import simulate_target
+from ._targets import Target
+
+SAMPLERS = ("box", "attractor", "mixture")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of drift matching (defaults reach < 1% attractor error on the paper's systems).
+
+    Attributes:
+        steps: optimiser steps.
+        batch: sampled latent points per step.
+        lr: peak Adam learning rate, cosine-decayed to ``lr * final_lr_fraction``.
+        final_lr_fraction: end of the cosine schedule relative to ``lr``.
+        sampler: ``"box"``, ``"attractor"`` or ``"mixture"``.
+        attractor_fraction: share of attractor points in a mixture batch.
+        enlarge: the box sampler draws from the box enlarged by this fraction.
+        chunk: steps fused into one jitted call (progress and checkpoints happen between).
+        noise_steps: steps of diffusion matching (state-dependent noise only).
+    """
+
+    steps: int = 20000
+    batch: int = 1024
+    lr: float = 3e-3
+    final_lr_fraction: float = 1e-3
+    sampler: str = "mixture"
+    attractor_fraction: float = 0.5
+    enlarge: float = 0.2
+    chunk: int = 250
+    noise_steps: int = 3000
+
+    def __post_init__(self):
+        for name in ("steps", "batch", "chunk", "noise_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected {name} to be a positive integer; got {value!r}.")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"Expected a finite learning rate lr > 0; got {self.lr!r}.")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"Expected sampler in {SAMPLERS}; got {self.sampler!r}.")
+        if not 0 <= self.attractor_fraction <= 1:
+            raise ValueError(
+                f"Expected attractor_fraction in [0, 1]; got {self.attractor_fraction!r}."
+            )
+
+    def to_dict(self) -> dict:
+        """Plain dict for config files."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def sample_box(
+    key: Key, target: Target, num: int, enlarge: float = 0.0
+) -> Float[Array, "num k"]:
+    """``num`` points uniform in the target's box, enlarged by ``enlarge`` on every side."""
+    half = target.scale * (1 + enlarge)
+    u = jr.uniform(key, (num, target.dim), minval=-1.0, maxval=1.0)
+    return target.centre + half * u
+
+
+def attractor_points(
+    target: Target,
+    *,
+    key: Key,
+    num: int = 65536,
+    trajectories: int = 64,
+    burn_in: float = 10.0,
+    dt: float = 1e-3,
+) -> Float[Array, "num k"]:
+    """``num`` points of the target's stationary regime, from simulated noisy trajectories.
+
+    Trajectories start near ``target.z0``, run ``burn_in`` time units, then are sampled every
+    ``10 dt`` until ``num`` points are collected.
+    """
+    k_init, k_sim, k_pick = jr.split(key, 3)
+    per_traj = -(-num // trajectories)
+    save_dt = 10 * dt
+    z0s = target.z0 + 0.05 * target.scale * jr.normal(k_init, (trajectories, target.dim))
+    run = simulate_target(
+        target, z0s, key=k_sim, t1=burn_in + per_traj * save_dt, dt=dt, save_dt=save_dt
+    )
+    first = int(round(burn_in / save_dt)) + 1
+    pts = run.zs[:, first : first + per_traj].reshape(-1, target.dim)
+    return jr.permutation(k_pick, pts)[:num]
+
+
+def _batch_points(key, target, pool, config: TrainConfig):
+    if config.sampler == "box" or pool is None:
+        return sample_box(key, target, config.batch, config.enlarge)
+    k_box, k_pool = jr.split(key)
+    from_pool = config.batch if config.sampler == "attractor" else round(
+        config.batch * config.attractor_fraction
+    )
+    idx = jr.randint(k_pool, (from_pool,), 0, pool.shape[0])
+    box = sample_box(k_box, target, config.batch - from_pool, config.enlarge)
+    return jnp.concatenate([pool[idx], box])
+
+
+# ---------------------------------------------------------------- losses and errors
+
+
+def drift_loss(model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]) -> Float[Array, ""]:
+    """Mean squared drift mismatch in normalised coordinates v (the training loss)."""
+
+    def one(z):
+        v = (z - model.centre) / model.scale
+        pred = -v + model.W_s @ model.phi(model.Gamma @ v + model.b)
+        return jnp.sum((pred - model.tau * target.f(z) / model.scale) ** 2)
+
+    return jnp.mean(jax.vmap(one)(zs))
+
+
+@eqx.filter_jit
+def drift_error(model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]) -> Float[Array, ""]:
+    """Relative L2 drift error in target units, ``sqrt(mean ||f_net - f||^2 / mean ||f||^2)``."""
+    pred = jax.vmap(model.target_drift)(zs)
+    true = jax.vmap(target.f)(zs)
+    return jnp.sqrt(jnp.sum((pred - true) ** 2) / jnp.sum(true**2))
+
+
+def diffusion_loss(
+    model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]
+) -> Float[Array, ""]:
+    """``mean || Ghat Ghat^T - tau^2 S^-1 G G^T S^-1 ||_F^2`` (invariant to noise rotations)."""
+
+    def one(z):
+        ghat = model.latent_noise(model.embed(z))
+        g = model.tau * target.g(z) / model.scale[:, None]
+        return jnp.sum((ghat @ ghat.T - g @ g.T) ** 2)
+
+    return jnp.mean(jax.vmap(one)(zs))
+
+
+@eqx.filter_jit
+def diffusion_error(
+    model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]
+) -> Float[Array, ""]:
+    """Relative error of the diffusion matrix in target units, over the points ``zs``.
+
+    ``sqrt(sum ||G_net G_net^T - G G^T||_F^2 / sum ||G G^T||_F^2)``.
+    """
+    net = jax.vmap(model.latent_noise_target)(zs)
+    true = jax.vmap(target.g)(zs)
+    cov = lambda g: jnp.einsum("bij,bkj->bik", g, g)
+    return jnp.sqrt(jnp.sum((cov(net) - cov(true)) ** 2) / jnp.sum(cov(true) ** 2))
+
+
+# ---------------------------------------------------------------- training
+
+
+class TrainState(eqx.Module):
+    """Everything needed to continue training bit for bit: model, optimiser state, step."""
+
+    model: LowRankRNN
+    opt_state: optax.OptState
+    step: Float[Array, ""]
+
+
+def _drift_filter(model: LowRankRNN):
+    spec = jax.tree.map(lambda _: False, model)
+    return eqx.tree_at(lambda m: (m.Gamma, m.W_s, m.b), spec, (True, True, True))
+
+
+def _noise_filter(model: LowRankRNN):
+    spec = jax.tree.map(lambda _: False, model)
+    return eqx.tree_at(lambda m: (m.noise_const, m.noise_readout), spec, (True, True))
+
+
+def _optimiser(config: TrainConfig, steps: int) -> optax.GradientTransformation:
+    schedule = optax.cosine_decay_schedule(config.lr, steps, alpha=config.final_lr_fraction)
+    return optax.adam(schedule)
+
+
+@eqx.filter_jit
+def _train_chunk(state: TrainState, target, pool, key, config, loss_fn, filter_fn, num):
+    optim = _optimiser(config, config.steps if loss_fn is drift_loss else config.noise_steps)
+
+    def step(state: TrainState, _):
+        params, static = eqx.partition(state.model, filter_fn(state.model))
+        zs = _batch_points(jr.fold_in(key, state.step), target, pool, config)
+
+        def loss(params):
+            return loss_fn(eqx.combine(params, static), target, zs)
+
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, opt_state = optim.update(grads, state.opt_state, params)
+        model = eqx.combine(eqx.apply_updates(params, updates), static)
+        return TrainState(model, opt_state, state.step + 1), value
+
+    return jax.lax.scan(step, state, None, length=num)
+
+
+def init_train_state(model: LowRankRNN, config: TrainConfig, *, noise: bool = False) -> TrainState:
+    """Fresh optimiser state for drift (or, with ``noise=True``, diffusion) matching."""
+    filter_fn = _noise_filter if noise else _drift_filter
+    optim = _optimiser(config, config.noise_steps if noise else config.steps)
+    params, _ = eqx.partition(model, filter_fn(model))
+    return TrainState(model, optim.init(params), jnp.asarray(0, dtype=jnp.int32))
+
+
+def run_training(
+    state: TrainState,
+    target: Target,
+    *,
+    key: Key,
+    config: TrainConfig,
+    pool: Float[Array, "pool k"] | None = None,
+    noise: bool = False,
+    on_chunk: Callable[[TrainState, np.ndarray], None] | None = None,
+) -> tuple[TrainState, np.ndarray]:
+    """Continue drift (or diffusion) matching from ``state`` until the configured step count.
+
+    Step ``i`` draws its batch with ``fold_in(key, i)``, so a run resumed from a saved
+    `TrainState` reproduces the uninterrupted run exactly. After each chunk of
+    ``config.chunk`` steps ``on_chunk(state, chunk_losses)`` is called (progress, checkpoints).
+
+    Returns:
+        The final state and the losses of the steps run here.
+    """
+    total = config.noise_steps if noise else config.steps
+    loss_fn = diffusion_loss if noise else drift_loss
+    filter_fn = _noise_filter if noise else _drift_filter
+    if config.sampler != "box" and pool is None:
+        raise ValueError(
+            f"Expected attractor points (pool) for sampler {config.sampler!r}; "
+            "compute them with attractor_points()."
+        )
+    losses = []
+    while int(state.step) < total:
+        num = min(config.chunk, total - int(state.step))
+        state, chunk_losses = _train_chunk(
+            state, target, pool, key, config, loss_fn, filter_fn, num
+        )
+        chunk_losses = np.asarray(chunk_losses)
+        if not np.all(np.isfinite(chunk_losses)):
+            raise FloatingPointError(
+                f"Training diverged: non-finite loss near step {int(state.step)}; "
+                f"try a smaller learning rate than {config.lr}."
+            )
+        losses.append(chunk_losses)
+        if on_chunk is not None:
+            on_chunk(state, chunk_losses)
+    return state, np.concatenate(losses) if losses else np.zeros(0)
+
+
+class FitResult(eqx.Module):
+    """Output of `fit`: the trained model, loss curves and the held-out errors."""
+
+    model: LowRankRNN
+    losses: np.ndarray
+    noise_losses: np.ndarray | None
+    pool: Float[Array, "pool k"] | None
+
+
+def fit(
+    target: Target,
+    n: int,
+    *,
+    key: Key,
+    config: TrainConfig = TrainConfig(),
+    tau: float = 1.0,
+    private_noise: float = 0.0,
+    on_chunk: Callable[[TrainState, np.ndarray], None] | None = None,
+) -> FitResult:
+    """Embed ``target`` into an ``n``-neuron low-rank network: init, drift and noise matching.
+
+    Args:
+        target: the target SDE (see `make_target`, `from_callables`).
+        n: number of neurons.
+        key: PRNG key (split into init, attractor sampling and batch keys).
+        config: training settings.
+        tau: neuron time constant.
+        private_noise: optional private isotropic neuron noise (not matched; biases the drift).
+        on_chunk: progress callback, see `run_training`.
+    """
+    k_init, k_pool, k_drift, k_noise = jr.split(key, 4)
+    model = init_network(target, n, key=k_init, tau=tau, private_noise=private_noise)
+    pool = None if config.sampler == "box" else attractor_points(target, key=k_pool)
+    state, losses = run_training(
+        init_train_state(model, config), target, key=k_drift, config=config, pool=pool,
+        on_chunk=on_chunk,
+    )  # fmt: skip
+    noise_losses = None
+    if state.model.noise_readout is not None:
+        noise_state = init_train_state(state.model, config, noise=True)
+        box_config = TrainConfig(**{**config.to_dict(), "sampler": "box"})
+        noise_state, noise_losses = run_training(
+            noise_state, target, key=k_noise, config=box_config, noise=True
+        )
+        state = noise_state
+    return FitResult(state.model, losses, noise_losses, pool)

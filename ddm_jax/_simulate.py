@@ -1,0 +1,390 @@
+"""Fixed-step simulation of target SDEs and of full n-neuron networks.
+
+The fast path drives a diffrax solver's ``step`` inside ``lax.scan`` and serves it Brownian
+increments drawn in one call per saved interval: the same arithmetic as ``diffeqsolve`` with
+an ``UnsafeBrownianPath``, without its per-step overhead (diffrax issue 517), and memory that
+grows with the number of *saved* states only. ``method="diffeqsolve"`` runs the same solver
+through ``diffrax.diffeqsolve`` for comparison. Euler (Euler-Maruyama) converges to the Ito
+solution; the other solvers to the Stratonovich one, which coincides for additive noise.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._custom_types import Key, PyTree
+from ._network import LowRankRNN
+from ._targets import Target
+
+SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
+    "euler": dfx.Euler,
+    "heun": dfx.Heun,
+    "euler_heun": dfx.EulerHeun,
+    "midpoint": dfx.Midpoint,
+}
+ITO_SOLVERS = ("euler",)
+
+
+class SimulationDiverged(ValueError):
+    """A simulation produced non-finite states."""
+
+
+class _NoiseTerm(dfx.AbstractTerm):
+    """Diffusion term whose control is a precomputed Brownian increment.
+
+    ``factor(y)`` returns whatever ``apply(factor, dw)`` needs to form ``G(y) dw`` without
+    materialising G (for the network: the ``(k, m)`` latent factor, never ``(n, m)``).
+    """
+
+    sde: "SDE"
+    dw: PyTree
+
+    def vf(self, t, y, args):
+        return self.sde.factor(self.sde.params, y)
+
+    def contr(self, t0, t1, **kwargs):
+        return self.dw
+
+    def prod(self, vf, control):
+        return self.sde.apply(self.sde.params, vf, control)
+
+
+class _Increments(dfx.AbstractPath):
+    """A Brownian path for ``diffeqsolve`` serving precomputed increments on a fixed grid."""
+
+    dws: PyTree
+    dt: float = eqx.field(static=True)
+    t0: float = eqx.field(static=True)
+    t1: float = eqx.field(static=True)
+
+    def evaluate(self, t0, t1=None, left=True):
+        i = jnp.clip(jnp.round((t0 - self.t0) / self.dt).astype(int), 0, None)
+        return jax.tree.map(lambda a: a[jnp.minimum(i, a.shape[0] - 1)], self.dws)
+
+
+class SDE(eqx.Module):
+    """A fixed-step SDE problem ``dy = drift(p, y) dt + apply(p, factor(p, y), dW)``.
+
+    The functions are module-level (static, so nothing recompiles between models) and take
+    the dynamic parameters ``p = params`` first. ``noise_shape`` is a PyTree of shapes of the
+    Brownian increments; ``observe(p, y)`` is what is stored at each save point.
+    """
+
+    params: PyTree
+    drift: Callable = eqx.field(static=True)
+    factor: Callable = eqx.field(static=True)
+    apply: Callable = eqx.field(static=True)
+    observe: Callable = eqx.field(static=True)
+    noise_shape: PyTree = eqx.field(static=True)
+
+
+def _solver(name: str, additive: bool) -> dfx.AbstractSolver:
+    if name not in SOLVERS:
+        raise ValueError(f"Expected solver in {sorted(SOLVERS)}; got {name!r}.")
+    if not additive and name not in ITO_SOLVERS:
+        raise ValueError(
+            f"Expected an Ito solver {ITO_SOLVERS} for state-dependent noise (the targets are Ito"
+            f" SDEs); got {name!r}, which converges to the Stratonovich solution."
+        )
+    return SOLVERS[name]()
+
+
+def _draw(key: Key, shape: PyTree, steps: int, dt: float, dtype) -> PyTree:
+    leaves, treedef = jax.tree.flatten(shape, is_leaf=lambda s: isinstance(s, tuple))
+    keys = jr.split(key, len(leaves))
+    draws = [jnp.sqrt(dt) * jr.normal(k, (steps, *s), dtype) for k, s in zip(keys, leaves)]
+    return jax.tree.unflatten(treedef, draws)
+
+
+def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method):
+    """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0."""
+    drift_term = dfx.ODETerm(lambda t, y, args: sde.drift(sde.params, y))
+    observe = lambda y: sde.observe(sde.params, y)
+
+    if method == "diffeqsolve":
+        steps = num_saves * save_every
+        chunks = jax.vmap(
+            lambda i: _draw(jr.fold_in(key, i), sde.noise_shape, save_every, dt, y0.dtype)
+        )(jnp.arange(num_saves))  # the same draws as the scan path
+        dws = jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), chunks)
+        noise = _PathNoiseTerm(sde, _Increments(dws, dt, 0.0, steps * dt))
+        ts = dt * save_every * jnp.arange(num_saves + 1)
+        sol = dfx.diffeqsolve(
+            dfx.MultiTerm(drift_term, noise), solver, 0.0, steps * dt, dt, y0,
+            saveat=dfx.SaveAt(ts=ts), max_steps=steps + 1, adjoint=dfx.ForwardMode(),
+        )  # fmt: skip
+        return jax.vmap(observe)(sol.ys)
+
+    def one_step(carry, dw):
+        y, t = carry
+        terms = dfx.MultiTerm(drift_term, _NoiseTerm(sde, dw))
+        y1, _, _, _, _ = solver.step(terms, t, t + dt, y, None, None, False)
+        return (y1, t + dt), None
+
+    def one_save(carry, i):
+        dws = _draw(jr.fold_in(key, i), sde.noise_shape, save_every, dt, y0.dtype)
+        carry, _ = jax.lax.scan(one_step, carry, dws)
+        return carry, observe(carry[0])
+
+    t0 = jnp.zeros((), y0.dtype)
+    _, obs = jax.lax.scan(one_save, (y0, t0), jnp.arange(num_saves))
+    first = observe(y0)
+    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
+
+
+class _PathNoiseTerm(dfx.AbstractTerm):
+    """Like `_NoiseTerm`, for ``diffeqsolve``: the control comes from a path."""
+
+    sde: "SDE"
+    path: _Increments
+
+    def vf(self, t, y, args):
+        return self.sde.factor(self.sde.params, y)
+
+    def contr(self, t0, t1, **kwargs):
+        return self.path.evaluate(t0, t1)
+
+    def prod(self, vf, control):
+        return self.sde.apply(self.sde.params, vf, control)
+
+
+@eqx.filter_jit
+def _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver, method):
+    run = lambda y0, key: _integrate(
+        sde, y0, key, dt=dt, num_saves=num_saves, save_every=save_every, solver=solver,
+        method=method,
+    )  # fmt: skip
+    return jax.vmap(run)(y0s, keys)
+
+
+def _check_grid(t1: float, dt: float, save_dt: float | None) -> tuple[int, int]:
+    if not (dt > 0 and t1 > 0 and np.isfinite(dt) and np.isfinite(t1)):
+        raise ValueError(f"Expected a finite time t1 > 0 and step dt > 0; got t1={t1}, dt={dt}.")
+    save_dt = dt if save_dt is None else save_dt
+    save_every = max(1, int(round(save_dt / dt)))
+    num_saves = int(round(t1 / (dt * save_every)))
+    if num_saves < 1:
+        raise ValueError(
+            f"Expected t1 >= save_dt so at least one state is saved; got t1={t1}, "
+            f"save_dt={save_dt}."
+        )
+    return num_saves, save_every
+
+
+def _initial_states(z0s, k: int, name: str) -> Float[Array, "batch k"]:
+    z0s = jnp.asarray(z0s, dtype=jnp.result_type(float))
+    if z0s.ndim == 1:
+        z0s = z0s[None]
+    if z0s.ndim != 2 or z0s.shape[1] != k:
+        raise ValueError(
+            f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; "
+            f"got {z0s.shape}."
+        )
+    if not bool(jnp.all(jnp.isfinite(z0s))):
+        raise ValueError(f"Expected finite initial states for {name}.")
+    return z0s
+
+
+def _check_finite_run(zs: Float[Array, "batch time k"], ts, name: str):
+    bad = ~np.all(np.isfinite(np.asarray(zs)), axis=-1)
+    if bad.any():
+        traj, step = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
+        raise SimulationDiverged(
+            f"The {name} simulation became non-finite at t = {float(ts[step]):.6g} in trajectory "
+            f"{int(traj)}: reduce dt, or check the parameters and initial states."
+        )
+
+
+class Run(NamedTuple):
+    """A simulated ensemble.
+
+    Attributes:
+        ts: ``(T,)`` save times (the first is 0, the initial state).
+        zs: ``(B, T, k)`` states in target coordinates (for a network: the read-out).
+        xs: ``(B, T, n)`` neuron states, when kept; else None.
+        residual: RMS off-subspace residual of the neuron states,
+            ``sqrt(mean ||(I - P)(x - b)||^2 / mean ||x - b||^2)`` over all saved states,
+            computed while simulating; None for targets.
+        residual_max: the same with the largest distance in the numerator.
+    """
+
+    ts: np.ndarray
+    zs: Array
+    xs: Array | None = None
+    residual: float | None = None
+    residual_max: float | None = None
+
+
+def target_sde(target: Target) -> SDE:
+    """The target as a fixed-step `SDE` problem (Ito)."""
+    return SDE(
+        params=target,
+        drift=Target.f,
+        factor=Target.g,
+        apply=_matrix_apply,
+        observe=_identity,
+        noise_shape=(target.noise_dim,),
+    )
+
+
+def _matrix_apply(params, g, dw):
+    return g @ dw
+
+
+def _identity(params, y):
+    return y
+
+
+def simulate_target(
+    target: Target,
+    z0s: Float[Array, "batch k"],
+    *,
+    key: Key,
+    t1: float,
+    dt: float = 1e-3,
+    save_dt: float | None = None,
+    solver: str = "euler",
+    method: str = "scan",
+    check: bool = True,
+) -> Run:
+    """Simulate an ensemble of the target SDE from the initial states ``z0s``.
+
+    Args:
+        target: the target.
+        z0s: ``(B, k)`` initial states (or one ``(k,)`` state).
+        key: PRNG key; trajectory i uses ``split(key, B)[i]``.
+        t1: final time.
+        dt: fixed step.
+        save_dt: interval between stored states (a multiple of dt; default dt).
+        solver: one of `SOLVERS` (Euler-Maruyama by default).
+        method: ``"scan"`` (fast) or ``"diffeqsolve"``.
+        check: raise `SimulationDiverged` on non-finite states.
+    """
+    z0s = _initial_states(z0s, target.dim, f"target {target.name!r}")
+    num_saves, save_every = _check_grid(t1, dt, save_dt)
+    solver_ = _solver(solver, target.additive)
+    keys = jr.split(key, z0s.shape[0])
+    zs = _ensemble(target_sde(target), z0s, keys, dt, num_saves, save_every, solver_, method)
+    ts = np.arange(num_saves + 1) * dt * save_every
+    if check:
+        _check_finite_run(zs, ts, f"target {target.name!r}")
+    return Run(ts=ts, zs=zs)
+
+
+class _NetworkParams(eqx.Module):
+    model: LowRankRNN
+    basis: Float[Array, "n k"]  # orthonormal basis of span(Gamma)
+    pinv: Float[Array, "k n"]  # Gamma^+
+
+
+def _net_drift(p: _NetworkParams, x):
+    return p.model.neuron_drift(x)
+
+
+def _net_factor(p: _NetworkParams, x):
+    return p.model.latent_noise(x)
+
+
+def _net_apply(p: _NetworkParams, ghat, dw):
+    out = p.model.Gamma @ (ghat @ dw["latent"])
+    if "private" in dw:
+        out = out + p.model.private_noise * dw["private"]
+    return out / p.model.tau
+
+
+def _net_observe(p: _NetworkParams, x):
+    d = x - p.model.b
+    return {
+        "z": p.model.centre + p.model.scale * (p.pinv @ d),
+        "perp": jnp.linalg.norm(d - p.basis @ (p.basis.T @ d)),
+        "dist2": jnp.sum(d**2),
+    }
+
+
+def _net_observe_neurons(p: _NetworkParams, x):
+    return {**_net_observe(p, x), "x": x}
+
+
+def network_sde(model: LowRankRNN, *, keep_neurons: bool = False) -> SDE:
+    """The full n-neuron network as a fixed-step `SDE` problem.
+
+    Each save stores the read-out ``z``, the off-subspace distance ``||(I - P)(x - b)||`` and
+    ``||x - b||^2`` (for the residual), plus ``x`` itself when ``keep_neurons``. Private
+    neuron noise adds an n-dimensional Brownian motion when ``model.private_noise > 0``.
+    """
+    noise_shape = {"latent": (model.m,)}
+    if float(model.private_noise) > 0:
+        noise_shape["private"] = (model.n,)
+    params = _NetworkParams(model, jnp.linalg.qr(model.Gamma)[0], jnp.linalg.pinv(model.Gamma))
+    return SDE(
+        params=params,
+        drift=_net_drift,
+        factor=_net_factor,
+        apply=_net_apply,
+        observe=_net_observe_neurons if keep_neurons else _net_observe,
+        noise_shape=noise_shape,
+    )
+
+
+def simulate_network(
+    model: LowRankRNN,
+    z0s: Float[Array, "batch k"],
+    *,
+    key: Key,
+    t1: float,
+    dt: float = 1e-3,
+    save_dt: float | None = None,
+    solver: str = "euler",
+    method: str = "scan",
+    keep_neurons: bool = False,
+    check: bool = True,
+) -> Run:
+    """Simulate an ensemble of the full n-neuron network SDE.
+
+    Each trajectory starts on the manifold at ``x0 = E z0 + e``. The cost per step is O(n k)
+    (plus O(n) with private noise); the n x n matrix is never formed.
+
+    Args:
+        model: the network.
+        z0s: ``(B, k)`` initial latent states in target coordinates (or one ``(k,)``).
+        key: PRNG key; trajectory i uses ``split(key, B)[i]``.
+        t1: final time.
+        dt: fixed step.
+        save_dt: interval between stored states (a multiple of dt; default dt).
+        solver: one of `SOLVERS`.
+        method: ``"scan"`` (fast) or ``"diffeqsolve"``.
+        keep_neurons: also return the ``(B, T, n)`` neuron states (memory!).
+        check: raise `SimulationDiverged` on non-finite states.
+
+    Returns:
+        A `Run` with the read-out ``zs``, optionally ``xs``, and the off-subspace residuals.
+        In float32 rounding alone gives an RMS residual of about ``eps / sqrt(2 dt)``
+        (``1e-6`` at ``dt = 1e-3``): each step rounds at relative size ``eps`` and the leak
+        removes off-manifold error at rate ``1 / tau``.
+    """
+    z0s = _initial_states(z0s, model.k, "the network")
+    num_saves, save_every = _check_grid(t1, dt, save_dt)
+    additive = model.noise_readout is None
+    solver_ = _solver(solver, additive)
+    x0s = jax.vmap(model.embed)(z0s)
+    keys = jr.split(key, z0s.shape[0])
+    sde = network_sde(model, keep_neurons=keep_neurons)
+    obs = _ensemble(sde, x0s, keys, dt, num_saves, save_every, solver_, method)
+    ts = np.arange(num_saves + 1) * dt * save_every
+    if check:
+        _check_finite_run(obs["z"], ts, "network")
+    scale = jnp.sqrt(jnp.mean(obs["dist2"]))
+    return Run(
+        ts=ts,
+        zs=obs["z"],
+        xs=obs.get("x"),
+        residual=float(jnp.sqrt(jnp.mean(obs["perp"] ** 2)) / scale),
+        residual_max=float(jnp.max(obs["perp"]) / scale),
+    )
