@@ -38,3 +38,13 @@ from ._matching import (
     TrainConfig as TrainConfig,
     TrainState as TrainState,
 )
+from ._io import (
+    atomic_write_bytes as atomic_write_bytes,
+    atomic_write_json as atomic_write_json,
+    atomic_write_text as atomic_write_text,
+    CorruptFileError as CorruptFileError,
+    export_weights as export_weights,
+    load_model as load_model,
+    load_weights as load_weights,
+    save_model as save_model,
+)
