@@ -48,3 +48,11 @@ from ._io import (
     load_weights as load_weights,
     save_model as save_model,
 )
+from ._fidelity import (
+    FidelityReport as FidelityReport,
+    fidelity_report as fidelity_report,
+    limit_cycle as limit_cycle,
+    lyapunov_exponent as lyapunov_exponent,
+    moment_errors as moment_errors,
+    sliced_wasserstein as sliced_wasserstein,
+)
