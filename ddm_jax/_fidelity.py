@@ -264,9 +264,7 @@ def fidelity_report(
         "diffusion_error": float(diffusion_error(model, target, held)),
     }
     starts = lambda k: held[jr.choice(k, held.shape[0], (trajectories,), replace=False)]
-    emp, se = empirical_diffusion_error(
-        model, target, starts(next(keys)), key=next(keys), dt=dt
-    )
+    emp, se = empirical_diffusion_error(model, target, starts(next(keys)), key=next(keys), dt=dt)
     metrics["diffusion_error_empirical"], metrics["diffusion_error_empirical_se"] = emp, se
 
     sim = dict(t1=t1, dt=dt, save_dt=save_dt)

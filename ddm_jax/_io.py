@@ -172,5 +172,7 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 f"{path}: expected {name} of shape {shape}; got {out[name].shape}."
             )
     if out["noise"].ndim != 2 or out["noise"].shape[0] != n:
-        raise CorruptFileError(f"{path}: expected noise of shape ({n}, m); got {out['noise'].shape}.")
+        raise CorruptFileError(
+            f"{path}: expected noise of shape ({n}, m); got {out['noise'].shape}."
+        )
     return out

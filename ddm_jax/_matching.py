@@ -75,9 +75,7 @@ class TrainConfig:
 # ---------------------------------------------------------------- sampling
 
 
-def sample_box(
-    key: Key, target: Target, num: int, enlarge: float = 0.0
-) -> Float[Array, "num k"]:
+def sample_box(key: Key, target: Target, num: int, enlarge: float = 0.0) -> Float[Array, "num k"]:
     """``num`` points uniform in the target's box, enlarged by ``enlarge`` on every side."""
     half = target.scale * (1 + enlarge)
     u = jr.uniform(key, (num, target.dim), minval=-1.0, maxval=1.0)
@@ -114,8 +112,10 @@ def _batch_points(key, target, pool, config: TrainConfig):
     if config.sampler == "box" or pool is None:
         return sample_box(key, target, config.batch, config.enlarge)
     k_box, k_pool = jr.split(key)
-    from_pool = config.batch if config.sampler == "attractor" else round(
-        config.batch * config.attractor_fraction
+    from_pool = (
+        config.batch
+        if config.sampler == "attractor"
+        else round(config.batch * config.attractor_fraction)
     )
     idx = jr.randint(k_pool, (from_pool,), 0, pool.shape[0])
     box = sample_box(k_box, target, config.batch - from_pool, config.enlarge)

@@ -74,7 +74,9 @@ class LowRankRNN(eqx.Module):
                 f"got {self.centre.shape} and {self.scale.shape}."
             )
         if self.noise_const.ndim != 2 or self.noise_const.shape[0] != k:
-            raise ValueError(f"Expected noise_const of shape ({k}, m); got {self.noise_const.shape}.")
+            raise ValueError(
+                f"Expected noise_const of shape ({k}, m); got {self.noise_const.shape}."
+            )
         if self.noise_readout is not None and self.noise_readout.shape != (
             self.noise_const.size,
             n,
@@ -113,7 +115,7 @@ class LowRankRNN(eqx.Module):
 
     @property
     def offset(self) -> Float[Array, " n"]:
-        """e = b - Gamma S^-1 c in ``x = E z + e``."""
+        """E = b - Gamma S^-1 c in ``x = E z + e``."""
         return self.b - self.embed_matrix @ self.centre
 
     @property
@@ -227,9 +229,7 @@ def init_network(
     )
 
 
-def off_subspace_residual(
-    model: LowRankRNN, xs: Float[Array, "... n"]
-) -> Float[Array, ""]:
+def off_subspace_residual(model: LowRankRNN, xs: Float[Array, "... n"]) -> Float[Array, ""]:
     """Largest distance of neuron states from M, relative to their RMS distance from b.
 
     ``max_t ||(I - P_Gamma)(x_t - b)|| / sqrt(mean_t ||x_t - b||^2)``; exactly 0 in exact

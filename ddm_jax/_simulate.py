@@ -99,7 +99,9 @@ def _solver(name: str, additive: bool) -> dfx.AbstractSolver:
 def _draw(key: Key, shape: PyTree, steps: int, dt: float, dtype) -> PyTree:
     leaves, treedef = jax.tree.flatten(shape, is_leaf=lambda s: isinstance(s, tuple))
     keys = jr.split(key, len(leaves))
-    draws = [jnp.sqrt(dt) * jr.normal(k, (steps, *s), dtype) for k, s in zip(keys, leaves)]
+    draws = [
+        jnp.sqrt(dt) * jr.normal(k, (steps, *s), dtype) for k, s in zip(keys, leaves, strict=True)
+    ]
     return jax.tree.unflatten(treedef, draws)
 
 
@@ -184,8 +186,7 @@ def _initial_states(z0s, k: int, name: str) -> Float[Array, "batch k"]:
         z0s = z0s[None]
     if z0s.ndim != 2 or z0s.shape[1] != k:
         raise ValueError(
-            f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; "
-            f"got {z0s.shape}."
+            f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; got {z0s.shape}."
         )
     if not bool(jnp.all(jnp.isfinite(z0s))):
         raise ValueError(f"Expected finite initial states for {name}.")

@@ -201,9 +201,7 @@ def _vdp_drift(t, z, args):
 
 def _lorenz_drift(t, z, args):
     x, y, w = z
-    return jnp.stack(
-        [args["sigma"] * (y - x), x * (args["rho"] - w) - y, x * y - args["beta"] * w]
-    )
+    return jnp.stack([args["sigma"] * (y - x), x * (args["rho"] - w) - y, x * y - args["beta"] * w])
 
 
 def _lorenz_fold(z):
@@ -273,7 +271,9 @@ def dadras(
 ) -> Target:
     """Dadras system ``(y - a x + b y w, c y - x w + w, d x y - e w)``, noise ``G = 0.5 I``."""
     _check_finite("dadras", a=a, b=b, c=c, d=d, e=e, noise=noise)
-    args = {name: jnp.asarray(v, dtype=float) for name, v in zip("abcde", (a, b, c, d, e))}
+    args = {
+        name: jnp.asarray(v, dtype=float) for name, v in zip("abcde", (a, b, c, d, e), strict=True)
+    }
     args["noise"] = _noise_matrix(noise, 3)
     return from_callables(
         _dadras_drift, _constant_noise, box=([-18.0, -13.0, -14.0], [22.0, 11.0, 12.0]),
@@ -338,9 +338,7 @@ def wells(
 
     ``U(z) = -depth sum_k exp(-|z - c_k|^2 / (2 width^2)) + confine |z|^4 / 4``.
     """
-    return _wells_target(
-        "wells", _wells_drift, num_wells, width, depth, confine, temperature, {}
-    )
+    return _wells_target("wells", _wells_drift, num_wells, width, depth, confine, temperature, {})
 
 
 def cycling_wells(
@@ -409,9 +407,7 @@ def system_defaults(name: str) -> dict:
     }
 
 
-def ou_stationary_covariance(
-    B: Float[Array, "k k"], D: Float[Array, "k k"]
-) -> Float[Array, "k k"]:
+def ou_stationary_covariance(B: Float[Array, "k k"], D: Float[Array, "k k"]) -> Float[Array, "k k"]:
     """Exact stationary covariance S of ``dz = -B z dt + sqrt(2D) dB``: ``B S + S B^T = 2D``."""
     k = B.shape[0]
     eye = jnp.eye(k)
