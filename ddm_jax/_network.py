@@ -251,6 +251,8 @@ def private_noise_drift_bias(
     ``E[tanh(h + xi)] != tanh(h)`` the latent drift becomes
     ``-v + W_s E[phi(Gamma v + b + xi)]``. Returns
     ``sqrt(mean ||bias||^2 / mean ||drift||^2)`` over the points ``zs`` in target units.
+    The bias grows as ``sigma^2`` (measured on Lorenz-512: 0.2% at sigma = 0.1, 1.9% at 0.3,
+    19% at 1; see the README).
     The in-manifold part of the private noise adds latent covariance
     ``sigma^2 E^+ E^+T`` on top of the matched diffusion.
     """
@@ -261,7 +263,8 @@ def private_noise_drift_bias(
         x = model.embed(z)
         xi = std * jr.normal(key, (samples, model.n))
         xi = xi - (xi @ Q) @ Q.T
-        mean_phi = jnp.mean(jax.vmap(model.phi)(x + xi), axis=0)
+        # antithetic pairs (xi, -xi) cancel the odd orders of the Monte Carlo error
+        mean_phi = jnp.mean(model.phi(x + xi) + model.phi(x - xi), axis=0) / 2
         bias = model.scale * (model.W_s @ (mean_phi - model.phi(x))) / model.tau
         return bias, model.target_drift(z)
 
