@@ -153,9 +153,14 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise CorruptFileError(f"{path}: expected a weights.npz archive; got a single array.")
+        with data:
             out = {name: data[name] for name in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        if isinstance(err, CorruptFileError):
+            raise
         if isinstance(err, FileNotFoundError):
             raise
         raise CorruptFileError(

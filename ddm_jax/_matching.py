@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from ._custom_types import Key
 from ._network import LowRankRNN, init_network
@@ -62,6 +62,12 @@ class TrainConfig:
             raise ValueError(f"Expected a finite learning rate lr > 0; got {self.lr!r}.")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"Expected sampler in {SAMPLERS}; got {self.sampler!r}.")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(
+                f"Expected final_lr_fraction in [0, 1]; got {self.final_lr_fraction!r}."
+            )
+        if not (np.isfinite(self.enlarge) and self.enlarge > -1):
+            raise ValueError(f"Expected a finite enlarge > -1; got {self.enlarge!r}.")
         if not 0 <= self.attractor_fraction <= 1:
             raise ValueError(
                 f"Expected attractor_fraction in [0, 1]; got {self.attractor_fraction!r}."
@@ -93,13 +99,14 @@ def attractor_points(
 ) -> Float[Array, "num k"]:
     """``num`` points of the target's stationary regime, from simulated noisy trajectories.
 
-    Trajectories start near ``target.z0``, run ``burn_in`` time units, then are sampled every
-    ``10 dt`` until ``num`` points are collected.
+    Trajectories start uniformly in the target's box, run ``burn_in`` time units, then are
+    sampled every ``max(10 dt, 20 / per_trajectory)`` so that each covers at least 20 time
+    units, however few points are asked for.
     """
     k_init, k_sim, k_pick = jr.split(key, 3)
     per_traj = -(-num // trajectories)
-    save_dt = 10 * dt
-    z0s = target.z0 + 0.05 * target.scale * jr.normal(k_init, (trajectories, target.dim))
+    save_dt = dt * max(10, round(20 / (per_traj * dt)))
+    z0s = sample_box(k_init, target, trajectories)
     run = simulate_target(
         target, z0s, key=k_sim, t1=burn_in + per_traj * save_dt, dt=dt, save_dt=save_dt
     )
@@ -179,7 +186,7 @@ class TrainState(eqx.Module):
 
     model: LowRankRNN
     opt_state: optax.OptState
-    step: Float[Array, ""]
+    step: Int[Array, ""]
 
 
 def _drift_filter(model: LowRankRNN):

@@ -115,7 +115,7 @@ class LowRankRNN(eqx.Module):
 
     @property
     def offset(self) -> Float[Array, " n"]:
-        """E = b - Gamma S^-1 c in ``x = E z + e``."""
+        """The offset e = b - Gamma S^-1 c in ``x = E z + e``."""
         return self.b - self.embed_matrix @ self.centre
 
     @property

@@ -182,12 +182,11 @@ def _check_grid(t1: float, dt: float, save_dt: float | None) -> tuple[int, int]:
 
 def _initial_states(z0s, k: int, name: str) -> Float[Array, "batch k"]:
     z0s = jnp.asarray(z0s, dtype=jnp.result_type(float))
-    if z0s.ndim == 1:
-        z0s = z0s[None]
-    if z0s.ndim != 2 or z0s.shape[1] != k:
+    if z0s.ndim not in (1, 2) or z0s.shape[-1] != k:
         raise ValueError(
             f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; got {z0s.shape}."
         )
+    z0s = z0s.reshape(-1, k)
     if not bool(jnp.all(jnp.isfinite(z0s))):
         raise ValueError(f"Expected finite initial states for {name}.")
     return z0s

@@ -175,7 +175,7 @@ def from_callables(
         raise ValueError(
             f"Expected diffusion(t, z, args) to return a ({k}, m) matrix; got {g_out.shape}."
         )
-    probe = low + (high - low) * jnp.linspace(0.1, 0.9, 5)[:, None]
+    probe = low + (high - low) * jax.random.uniform(jax.random.key(0), (16, k))
     return Target(
         name=name,
         drift=drift,

@@ -1,0 +1,301 @@
+"""Simulation of targets and full networks: manifold, solvers, noise statistics, errors."""
+
+import re
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+from helpers import cov_standard_error
+
+import ddm_jax as ddm
+
+# expected order of convergence of each solver on a deterministic problem
+DETERMINISTIC_ORDER = {"euler": 1, "euler_heun": 1, "heun": 2, "midpoint": 2}
+
+
+def _random_network(target, n, *, key, tau=1.0, private_noise=0.0):
+    """A network with an O(1) random read-out, so the latent dynamics are not trivial."""
+    k_init, k_w = jr.split(key)
+    model = ddm.init_network(target, n, key=k_init, tau=tau, private_noise=private_noise)
+    W_s = 2.0 * jr.normal(k_w, model.W_s.shape) / jnp.sqrt(n)
+    return eqx.tree_at(lambda m: m.W_s, model, W_s)
+
+
+def _multiplicative_ou():
+    return ddm.from_callables(
+        lambda t, z, args: -z,
+        lambda t, z, args: jnp.diag(0.3 * jnp.sqrt(1 + z**2)),
+        box=([-2.0, -2.0], [2.0, 2.0]),
+        name="multiplicative_ou",
+    )
+
+
+def _vdp_rk4(z0, t1, h=1e-4):
+    """Float64 RK4 reference of the noiseless Van der Pol oscillator (mu = 1)."""
+
+    def f(z):
+        x, y = z[..., 0], z[..., 1]
+        return np.stack([y, (1 - x**2) * y - x], axis=-1)
+
+    z = np.asarray(z0, dtype=np.float64)
+    for _ in range(int(round(t1 / h))):
+        k1 = f(z)
+        k2 = f(z + h / 2 * k1)
+        k3 = f(z + h / 2 * k2)
+        k4 = f(z + h * k3)
+        z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return z
+
+
+# ---------------------------------------------------------------- the manifold
+
+
+def test_network_stays_on_manifold(key):
+    target = ddm.make_target("vdp")
+    k_net, k_z, k_sim = jr.split(key, 3)
+    model = _random_network(target, 32, key=k_net)
+    z0s = ddm.sample_box(k_z, target, 16)
+    run = ddm.simulate_network(
+        model, z0s, key=k_sim, t1=2.0, dt=1e-3, save_dt=0.05, keep_neurons=True
+    )
+    assert run.zs.shape == (16, 41, 2)
+    assert run.xs.shape == (16, 41, 32)
+    np.testing.assert_allclose(run.ts, 0.05 * np.arange(41), atol=1e-12)
+    # float32 rounding alone gives ~eps / sqrt(2 dt) = 3e-6 (simulate_network's docstring)
+    assert run.residual < 1e-5
+    assert run.residual_max < 1e-4
+    # the library's residual agrees with one computed from the neuron states
+    assert float(ddm.off_subspace_residual(model, run.xs)) < 1e-4
+    # the read-out is the least-squares inverse of the embedding, and starts at z0
+    np.testing.assert_allclose(run.zs[:, 0], z0s, rtol=1e-5, atol=1e-5)
+    readout = (run.xs[:, -1] - model.offset) @ jnp.linalg.pinv(model.embed_matrix).T
+    np.testing.assert_allclose(run.zs[:, -1], readout, rtol=1e-4, atol=1e-4)
+    assert float(jnp.std(run.zs[:, -1] - run.zs[:, 0])) > 0.1  # it moved
+
+
+def test_private_noise_leaves_manifold(key):
+    target = ddm.make_target("vdp")
+    k_net, k_sim = jr.split(key)
+    model = _random_network(target, 32, key=k_net, private_noise=0.3)
+    run = ddm.simulate_network(model, target.z0, key=k_sim, t1=2.0, dt=1e-2)
+    assert run.residual > 1e-2
+
+
+# ---------------------------------------------------------------- methods and solvers
+
+
+def test_scan_and_diffeqsolve_agree(key):
+    target = ddm.make_target("vdp")
+    k_net, k_z, k_sim, k_tgt = jr.split(key, 4)
+    model = _random_network(target, 32, key=k_net)
+    z0s = ddm.sample_box(k_z, target, 4)
+    kwargs = dict(t1=1.0, dt=1e-2, save_dt=0.1)
+    # the same key on purpose (jr.clone marks the reuse as intended): the same increments
+    scan = ddm.simulate_network(model, z0s, key=jr.clone(k_sim), **kwargs)
+    dfx_run = ddm.simulate_network(model, z0s, key=k_sim, method="diffeqsolve", **kwargs)
+    # equal up to float32 rounding over 100 steps
+    scale = float(jnp.abs(scan.zs).max())
+    np.testing.assert_allclose(dfx_run.zs, scan.zs, rtol=0, atol=1e-5 * scale)
+    assert scan.zs.shape == dfx_run.zs.shape == (4, 11, 2)
+
+    scan = ddm.simulate_target(target, z0s, key=jr.clone(k_tgt), solver="heun", **kwargs)
+    dfx_run = ddm.simulate_target(
+        target, z0s, key=k_tgt, solver="heun", method="diffeqsolve", **kwargs
+    )
+    np.testing.assert_allclose(dfx_run.zs, scan.zs, rtol=0, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("solver", sorted(ddm.SOLVERS))
+def test_solver_convergence_without_noise(solver, key):
+    """Noiseless VdP from two states to t = 2 against a float64 RK4 reference."""
+    target = ddm.make_target("vdp", noise=0.0)
+    z0s = jnp.array([[2.0, 0.0], [0.5, -1.0]])
+    reference = _vdp_rk4(z0s, 2.0)
+    keys = jr.split(key, 3)
+    errors, finals = [], []
+    for dt, k in zip((0.02, 0.01), keys, strict=False):
+        run = ddm.simulate_target(target, z0s, key=k, t1=2.0, dt=dt, save_dt=2.0, solver=solver)
+        finals.append(np.asarray(run.zs[:, -1]))
+        errors.append(float(np.max(np.abs(finals[-1] - reference))))
+    order = DETERMINISTIC_ORDER.get(solver, 1)
+    # global error O(dt^order): measured 0.033 (first order) and 3e-4 (second) at dt = 0.01
+    assert errors[1] < 4 * 0.01**order
+    # halving dt divides the error by ~2^order (measured 2.0 and 3.9-4.0)
+    assert errors[0] / errors[1] > 2**order * 0.8
+    # and the solver agrees with Euler to O(dt)
+    euler = ddm.simulate_target(target, z0s, key=keys[2], t1=2.0, dt=0.01, save_dt=2.0)
+    np.testing.assert_allclose(finals[1], euler.zs[:, -1], atol=5 * 0.01)
+
+
+@pytest.mark.parametrize("solver", sorted(ddm.SOLVERS))
+def test_network_solvers_agree_without_noise(solver, key):
+    target = ddm.make_target("vdp", noise=0.0)
+    k_net, k_ref, k_a = jr.split(key, 3)
+    model = _random_network(target, 32, key=k_net)
+    z0s = jnp.array([[2.0, 0.0], [0.5, -1.0]])
+    kwargs = dict(t1=2.0, save_dt=2.0)
+    reference = ddm.simulate_network(model, z0s, key=k_ref, dt=1e-3, solver="heun", **kwargs)
+    run = ddm.simulate_network(model, z0s, key=k_a, dt=1e-2, solver=solver, **kwargs)
+    # measured: 4.4e-3 for the first-order solvers, 4e-5 for the second-order ones
+    order = DETERMINISTIC_ORDER.get(solver, 1)
+    err = float(jnp.abs(run.zs[:, -1] - reference.zs[:, -1]).max())
+    assert err < 3 * 0.01**order
+    assert run.residual < 1e-5
+
+
+def test_stratonovich_solver_rejected_for_state_dependent_noise(key):
+    target = _multiplicative_ou()
+    k_net, k_a, k_b, k_c = jr.split(key, 4)
+    for solver in sorted(set(ddm.SOLVERS) - {"euler"}):
+        with pytest.raises(ValueError, match=f"Expected an Ito solver .* got '{solver}'"):
+            ddm.simulate_target(target, target.z0, key=k_a, t1=1.0, dt=0.1, solver=solver)
+    model = ddm.init_network(target, 8, key=k_net)
+    assert model.noise_readout is not None
+    with pytest.raises(ValueError, match="Expected an Ito solver"):
+        ddm.simulate_network(model, target.z0, key=k_b, t1=1.0, dt=0.1, solver="heun")
+    # Euler-Maruyama is fine
+    run = ddm.simulate_target(target, target.z0, key=k_c, t1=1.0, dt=0.1)
+    assert run.zs.shape == (1, 11, 2)
+
+
+def test_unknown_solver_and_bad_grid(key):
+    target = ddm.make_target("vdp")
+    with pytest.raises(ValueError, match=re.escape(f"Expected solver in {sorted(ddm.SOLVERS)}")):
+        ddm.simulate_target(target, target.z0, key=key, t1=1.0, solver="rk4")
+    with pytest.raises(ValueError, match="step dt > 0; got t1=1.0, dt=0.0"):
+        ddm.simulate_target(target, target.z0, key=key, t1=1.0, dt=0.0)
+    with pytest.raises(ValueError, match="finite time t1 > 0"):
+        ddm.simulate_target(target, target.z0, key=key, t1=-1.0)
+    with pytest.raises(ValueError, match="at least one state is saved"):
+        ddm.simulate_target(target, target.z0, key=key, t1=0.1, dt=0.01, save_dt=1.0)
+
+
+# ---------------------------------------------------------------- noise statistics
+
+
+@pytest.mark.parametrize("kind", ["additive", "private", "state_dependent"])
+def test_one_step_increment_covariance(kind, key):
+    """Latent read-out increments over one Euler step have covariance G G^T dt.
+
+    20000 trajectories from one state; tolerance 4 standard errors per entry
+    (``cov_standard_error``, about 3% of the variances). The drift shifts the mean only.
+    """
+    k_net, k_w, k_sim = jr.split(key, 3)
+    dt, num = 1e-2, 20_000
+    if kind == "state_dependent":
+        target = _multiplicative_ou()
+        model = ddm.init_network(target, 32, key=k_net)
+        readout = 0.3 * jr.normal(k_w, model.noise_readout.shape) / jnp.sqrt(32)
+        model = eqx.tree_at(lambda m: m.noise_readout, model, readout)
+    else:
+        # k = 2, m = 3 Brownian motions, a non-diagonal G
+        target = ddm.make_target("ou", noise=[[0.5, 0.0, 0.2], [0.3, 0.4, 0.0]])
+        sigma = 0.8 if kind == "private" else 0.0
+        model = _random_network(target, 32, key=k_net, tau=0.8, private_noise=sigma)
+    z0 = jnp.array([0.3, -0.2])
+    run = ddm.simulate_network(model, jnp.tile(z0, (num, 1)), key=k_sim, t1=dt, dt=dt)
+    increments = np.asarray(run.zs[:, 1] - run.zs[:, 0], dtype=np.float64)
+    empirical = np.cov(increments.T)
+
+    g = np.asarray(model.latent_noise_target(z0), dtype=np.float64)  # S Ghat / tau
+    expected = g @ g.T * dt
+    if kind == "private":
+        # private noise sigma dW / tau on every neuron adds sigma^2 E^+ E^+T dt / tau^2
+        pinv = np.linalg.pinv(np.asarray(model.embed_matrix, dtype=np.float64))
+        expected += (0.8 / 0.8) ** 2 * pinv @ pinv.T * dt
+        assert np.trace(expected - g @ g.T * dt) > 0.2 * np.trace(expected)  # it matters
+    else:
+        # the network reproduces the target's G G^T (exactly for additive noise)
+        G = np.asarray(target.g(z0), dtype=np.float64)
+        if kind == "additive":
+            np.testing.assert_allclose(expected, G @ G.T * dt, rtol=1e-5)
+    se = cov_standard_error(expected, num)
+    np.testing.assert_array_less(np.abs(empirical - expected), 4 * se)
+    # the mean increment is the drift times dt, within 4 standard errors
+    drift = np.asarray(model.target_drift(z0))
+    np.testing.assert_array_less(
+        np.abs(increments.mean(0) - drift * dt), 4 * np.sqrt(np.diag(expected) / num)
+    )
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_divergence_names_time_and_trajectory(key):
+    cubic = ddm.from_callables(
+        lambda t, z, args: z**3,
+        lambda t, z, args: jnp.zeros((2, 2)),
+        box=([-1.0, -1.0], [1.0, 1.0]),
+        name="cubic",
+    )
+    z0s = jnp.array([[0.0, 0.0], [0.1, 0.1], [3.0, 3.0]])
+    dt = 0.5
+    # where float32 Euler z <- z + dt z^3 from 3 first overflows
+    z, step = np.float32(3.0), 0
+    with np.errstate(over="ignore"):
+        while np.isfinite(z):
+            z, step = np.float32(z + np.float32(dt) * z**3), step + 1
+    k_a, k_b = jr.split(key)
+    message = f"non-finite at t = {step * dt:.6g} in trajectory 2"
+    with pytest.raises(ddm.SimulationDiverged, match=re.escape(message)) as info:
+        ddm.simulate_target(cubic, z0s, key=k_a, t1=10.0, dt=dt)
+    assert "'cubic'" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    # check=False returns the non-finite run instead
+    run = ddm.simulate_target(cubic, z0s, key=k_b, t1=10.0, dt=dt, check=False)
+    assert not np.all(np.isfinite(run.zs[2]))
+    assert np.all(np.isfinite(run.zs[:2]))
+
+
+def test_network_divergence(key):
+    # dt = 3 tau: Euler multiplies the off-manifold leak by (1 - 3) each step, overflow
+    target = ddm.make_target("vdp")
+    k_net, k_sim = jr.split(key)
+    model = ddm.init_network(target, 8, key=k_net)
+    with pytest.raises(ddm.SimulationDiverged, match=r"network simulation .* in trajectory 0"):
+        ddm.simulate_network(model, target.z0, key=k_sim, t1=600.0, dt=3.0)
+
+
+def test_bad_initial_states(key):
+    target = ddm.make_target("vdp")
+    k_net, *sub = jr.split(key, 5)
+    model = ddm.init_network(target, 8, key=k_net)
+    for bad in (jnp.zeros(3), jnp.zeros((4, 3)), jnp.zeros((2, 2, 2))):
+        # the message names the shape the user passed
+        shape = re.escape(str(bad.shape))
+        message = rf"Expected initial states of shape \(batch, 2\).*; got {shape}"
+        with pytest.raises(ValueError, match=message):
+            ddm.simulate_target(target, bad, key=sub[0], t1=1.0)
+        with pytest.raises(ValueError, match=r"shape \(batch, 2\) or \(2,\) for the network"):
+            ddm.simulate_network(model, bad, key=sub[1], t1=1.0)
+    with pytest.raises(ValueError, match="Expected finite initial states"):
+        ddm.simulate_target(target, jnp.array([jnp.nan, 0.0]), key=sub[2], t1=1.0)
+    with pytest.raises(ValueError, match="Expected finite initial states"):
+        ddm.simulate_network(model, jnp.array([[0.0, jnp.inf]]), key=sub[3], t1=1.0)
+
+
+# ---------------------------------------------------------------- compilation
+
+
+def test_no_recompilation(key):
+    cached = getattr(ddm._simulate._ensemble, "_cached", None)
+    if cached is None or not hasattr(cached, "_cache_size"):
+        pytest.skip("the jit cache of _ensemble is not inspectable in this JAX/equinox")
+    target = ddm.make_target("vdp")
+    k_net, k_net2, k1, k2, k3, k4, k5, k6 = jr.split(key, 8)
+    model = _random_network(target, 16, key=k_net)
+    kwargs = dict(t1=0.5, dt=1e-2, save_dt=0.1)
+    z0s = jnp.zeros((3, 2))
+    ddm.simulate_network(model, z0s, key=k1, **kwargs)
+    ddm.simulate_target(target, z0s, key=k2, **kwargs)
+    size = cached._cache_size()
+    # a new key, new initial states, new weights, new target parameters: nothing recompiles
+    ddm.simulate_network(model, z0s + 1.0, key=k3, **kwargs)
+    ddm.simulate_network(_random_network(target, 16, key=k_net2), z0s, key=k4, **kwargs)
+    ddm.simulate_target(ddm.make_target("vdp", mu=2.0), z0s, key=k5, **kwargs)
+    assert cached._cache_size() == size
+    # the counter is live: a new batch size is a new shape and compiles once
+    ddm.simulate_network(model, jnp.zeros((5, 2)), key=k6, **kwargs)
+    assert cached._cache_size() == size + 1
