@@ -8,6 +8,7 @@ State-dependent noise is matched afterwards, with the hidden layer fixed, by the
 loss ``|| Ghat Ghat^T - tau^2 S^-1 G G^T S^-1 ||_F^2``.
 """
 
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -27,6 +28,7 @@ from ._targets import Target
 SAMPLERS = ("box", "attractor", "mixture")
 
 
+@typing.no_type_check  # validated by __post_init__ with specific messages
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings of drift matching (defaults reach < 1% attractor error on the paper's systems).

@@ -19,7 +19,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._custom_types import Key, PyTree
+from ._custom_types import Key, LatentStates, PyTree
 from ._network import LowRankRNN
 from ._targets import Target
 
@@ -244,7 +244,7 @@ def _identity(params, y):
 
 def simulate_target(
     target: Target,
-    z0s: Float[Array, "batch k"],
+    z0s: LatentStates,
     *,
     key: Key,
     t1: float,
@@ -335,7 +335,7 @@ def network_sde(model: LowRankRNN, *, keep_neurons: bool = False) -> SDE:
 
 def simulate_network(
     model: LowRankRNN,
-    z0s: Float[Array, "batch k"],
+    z0s: LatentStates,
     *,
     key: Key,
     t1: float,

@@ -3,6 +3,11 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
+from jaxtyping import install_import_hook  # noqa: E402
+
+# Shapes and dtypes of every annotated function are checked at run time in the tests only.
+with install_import_hook("ddm_jax", "beartype.beartype"):
+    import ddm_jax  # noqa: E402, F401
 import jax.random as jr  # noqa: E402
 import pytest  # noqa: E402
 
@@ -14,3 +19,15 @@ jax.config.update("jax_debug_key_reuse", True)
 @pytest.fixture
 def key():
     return jr.key(0)
+
+
+@pytest.fixture
+def no_typecheck():
+    """Switch the run-time type checker off, for tests that pass deliberately ill-typed input
+    (a float neuron count, a NumPy NaN parameter) to check the library's own error messages,
+    which are what a user without the checker sees."""
+    import jaxtyping
+
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)

@@ -143,6 +143,7 @@ def test_dense_weights_never_needed(key):
 # ---------------------------------------------------------------- validation
 
 
+@pytest.mark.usefixtures("no_typecheck")
 def test_init_network_errors(key):
     target = ddm.make_target("lorenz")
     k_act, k_ok = jr.split(key)
@@ -179,6 +180,7 @@ def test_init_network_state_dependent_noise(key):
     assert ddm.init_network(ddm.make_target("vdp"), 10, key=k2).noise_readout is None
 
 
+@pytest.mark.usefixtures("no_typecheck")
 def test_check_init_shapes(key):
     model = ddm.init_network(ddm.make_target("lorenz"), 8, key=key)
     fields = {f: getattr(model, f) for f in model.__dataclass_fields__}

@@ -65,6 +65,7 @@ def test_vmap_matches_loop(name, key):
     np.testing.assert_allclose(jax.vmap(target.g)(zs), g_loop, rtol=1e-6, atol=0)
 
 
+@pytest.mark.usefixtures("no_typecheck")
 @pytest.mark.parametrize("name", NAMES)
 def test_nonfinite_parameter_raises(name):
     for param, default in ddm.system_defaults(name).items():
