@@ -47,7 +47,7 @@ class TrainConfig:
 
     steps: int = 20000
     batch: int = 1024
-    lr: float = 3e-3
+    lr: float = 1e-2
     final_lr_fraction: float = 1e-3
     sampler: str = "mixture"
     attractor_fraction: float = 0.5
