@@ -29,3 +29,17 @@ def attractor_sample(target, *, key, trajectories=256, t1=20.0, burn_in=10.0, dt
     run = ddm.simulate_target(target, z0s, key=k_sim, t1=t1, dt=dt, save_dt=10 * dt)
     first = int(round(burn_in / (10 * dt))) + 1
     return run.zs[:, first:].reshape(-1, target.dim)
+
+
+def multiplicative_ou():
+    """2-d OU with state-dependent noise ``G(z) = diag(0.3 sqrt(1 + z^2))``."""
+    import jax.numpy as jnp
+
+    import ddm_jax as ddm
+
+    return ddm.from_callables(
+        lambda t, z, args: -z,
+        lambda t, z, args: jnp.diag(0.3 * jnp.sqrt(1 + z**2)),
+        box=([-2.0, -2.0], [2.0, 2.0]),
+        name="multiplicative_ou",
+    )

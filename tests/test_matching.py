@@ -9,20 +9,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
-from helpers import attractor_sample
+from helpers import attractor_sample, multiplicative_ou
 from jax.flatten_util import ravel_pytree
 
 import ddm_jax as ddm
-
-
-def _multiplicative_ou():
-    """2-d OU with state-dependent noise ``G(z) = diag(0.3 sqrt(1 + z^2))``."""
-    return ddm.from_callables(
-        lambda t, z, args: -z,
-        lambda t, z, args: jnp.diag(0.3 * jnp.sqrt(1 + z**2)),
-        box=([-2.0, -2.0], [2.0, 2.0]),
-        name="multiplicative_ou",
-    )
 
 
 def _check_gradient(loss, params, eps=1e-6):
@@ -63,7 +53,7 @@ def test_drift_loss_gradient(key):
 
 def test_diffusion_loss_gradient(key):
     with jax.enable_x64(True):
-        target = _multiplicative_ou()
+        target = multiplicative_ou()
         k_net, k_r, k_z = jr.split(key, 3)
         model = ddm.init_network(target, 4, key=k_net)
         readout = 0.5 * jr.normal(k_r, model.noise_readout.shape, jnp.float64)
@@ -117,7 +107,7 @@ def test_vdp_attractor_error(key):
 
 
 def test_fit_learns_state_dependent_noise(key):
-    target = _multiplicative_ou()
+    target = multiplicative_ou()
     assert not target.additive
     k_fit, k_test = jr.split(key)
     config = ddm.TrainConfig(

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
-from helpers import cov_standard_error
+from helpers import cov_standard_error, multiplicative_ou
 
 import ddm_jax as ddm
 
@@ -21,15 +21,6 @@ def _random_network(target, n, *, key, tau=1.0, private_noise=0.0):
     model = ddm.init_network(target, n, key=k_init, tau=tau, private_noise=private_noise)
     W_s = 2.0 * jr.normal(k_w, model.W_s.shape) / jnp.sqrt(n)
     return eqx.tree_at(lambda m: m.W_s, model, W_s)
-
-
-def _multiplicative_ou():
-    return ddm.from_callables(
-        lambda t, z, args: -z,
-        lambda t, z, args: jnp.diag(0.3 * jnp.sqrt(1 + z**2)),
-        box=([-2.0, -2.0], [2.0, 2.0]),
-        name="multiplicative_ou",
-    )
 
 
 def _vdp_rk4(z0, t1, h=1e-4):
@@ -146,7 +137,7 @@ def test_network_solvers_agree_without_noise(solver, key):
 
 
 def test_stratonovich_solver_rejected_for_state_dependent_noise(key):
-    target = _multiplicative_ou()
+    target = multiplicative_ou()
     k_net, k_a, k_b, k_c = jr.split(key, 4)
     for solver in sorted(set(ddm.SOLVERS) - {"euler"}):
         with pytest.raises(ValueError, match=f"Expected an Ito solver .* got '{solver}'"):
@@ -185,7 +176,7 @@ def test_one_step_increment_covariance(kind, key):
     k_net, k_w, k_sim = jr.split(key, 3)
     dt, num = 1e-2, 20_000
     if kind == "state_dependent":
-        target = _multiplicative_ou()
+        target = multiplicative_ou()
         model = ddm.init_network(target, 32, key=k_net)
         readout = 0.3 * jr.normal(k_w, model.noise_readout.shape) / jnp.sqrt(32)
         model = eqx.tree_at(lambda m: m.noise_readout, model, readout)

@@ -6,21 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import cov_standard_error
+from helpers import cov_standard_error, multiplicative_ou
 
 import ddm_jax as ddm
 
 NAMES = sorted(ddm.SYSTEMS)
-
-
-def _multiplicative_ou():
-    """2-d OU with state-dependent noise ``G(z) = diag(0.3 sqrt(1 + z^2))``."""
-    return ddm.from_callables(
-        lambda t, z, args: -z,
-        lambda t, z, args: jnp.diag(0.3 * jnp.sqrt(1 + z**2)),
-        box=([-2.0, -2.0], [2.0, 2.0]),
-        name="multiplicative_ou",
-    )
 
 
 # ---------------------------------------------------------------- every registered system
@@ -205,7 +195,7 @@ def test_from_callables_validation():
 
 
 def test_additive_detection():
-    assert not _multiplicative_ou().additive
+    assert not multiplicative_ou().additive
     additive = ddm.from_callables(
         lambda t, z, args: -z,
         lambda t, z, args: args["G"],
