@@ -18,6 +18,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ddm-jax train lorenz --out $(RUN) --overwrite
 	$(VENV)/bin/ddm-jax evaluate $(RUN)
+	$(VENV)/bin/ddm-jax export $(RUN) --format npz
 
 test: $(STAMP)
 	JAX_PLATFORMS=cpu $(PY) -m pytest -q tests

@@ -56,3 +56,29 @@ from ._matching import (
     run_training as run_training,
     sample_box as sample_box,
 )
+from ._plotting import (
+    coordinate_names as coordinate_names,
+    plot_drift_field as plot_drift_field,
+    plot_losses as plot_losses,
+    plot_marginals as plot_marginals,
+    plot_neurons as plot_neurons,
+    plot_residual as plot_residual,
+    plot_trajectories as plot_trajectories,
+    save_figure as save_figure,
+)
+from ._runs import (
+    RunError as RunError,
+    TrainedRun as TrainedRun,
+    TrainProgress as TrainProgress,
+    default_run_folder as default_run_folder,
+    evaluate_run as evaluate_run,
+    export_run as export_run,
+    load_run as load_run,
+    load_target as load_target,
+    model_from_weights as model_from_weights,
+    read_checkpoint_header as read_checkpoint_header,
+    residual_trace as residual_trace,
+    run_status as run_status,
+    simulate_run as simulate_run,
+    train_run as train_run,
+)
