@@ -9,47 +9,14 @@ dt = 1e-3, null = median of 3 target-vs-target pairs). Runs on whatever device J
 """
 
 import argparse
-import datetime
-import platform
 import time
-from pathlib import Path
 
 import jax
 import jax.random as jr
-import matplotlib
 import numpy as np
+from _results import plt, stamp, write_results
 
 import ddm_jax as ddm
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def stamp() -> dict:
-    """Device, versions, dtype and date of this run."""
-    import diffrax
-
-    device = jax.devices()[0]
-    return {
-        "device": f"{device.platform}: {device.device_kind}",
-        "cpu": platform.processor() or platform.machine(),
-        "jax": jax.__version__,
-        "diffrax": diffrax.__version__,
-        "ddm_jax": ddm.__version__,
-        "dtype": str(jax.numpy.zeros(()).dtype),
-        "date": datetime.date.today().isoformat(),
-    }
-
-
-def write_results(name: str, data: dict, table: str, plot_fn) -> None:
-    """Write results/NAME.json, NAME.md (stamp + table) and NAME.png, atomically."""
-    ddm.atomic_write_json(RESULTS / f"{name}.json", data)
-    header = ", ".join(f"{k} {data[k]}" for k in ("device", "jax", "diffrax", "dtype", "date"))
-    ddm.atomic_write_text(RESULTS / f"{name}.md", f"{header}\n\n{table}")
-    plot_fn(RESULTS / f"{name}.png")
-
 
 SIZES = {"vdp": 64, "lorenz": 512, "dadras": 1024}
 

@@ -26,8 +26,8 @@ from ._targets import Target
 SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
     "euler": dfx.Euler,
     "heun": dfx.Heun,
-    "euler_heun": dfx.EulerHeun,
     "midpoint": dfx.Midpoint,
+    "ralston": dfx.Ralston,
 }
 ITO_SOLVERS = ("euler",)
 
@@ -36,24 +36,42 @@ class SimulationDiverged(ValueError):
     """A simulation produced non-finite states."""
 
 
-class _NoiseTerm(dfx.AbstractTerm):
-    """Diffusion term whose control is a precomputed Brownian increment.
+class SDE(eqx.Module):
+    """A fixed-step SDE problem ``dy = prod(p, vf(p, y), (dt, dW))``, linear in ``(dt, dW)``.
 
-    ``factor(y)`` returns whatever ``apply(factor, dw)`` needs to form ``G(y) dw`` without
-    materialising G (for the network: the ``(k, m)`` latent factor, never ``(n, m)``).
+    ``vf(p, y)`` evaluates whatever the drift and diffusion need at ``y`` and
+    ``prod(p, vf, (dt, dw))`` forms ``f dt + G dw`` from it. Keeping the two in one term lets
+    the network form its increment with a single product by Gamma,
+    ``(dt (b - x) + Gamma (dt W_s phi(x) + Ghat dw)) / tau``, instead of one for the drift and
+    one for the noise (measured 1.6x faster at n = 1024, B = 64). The functions are
+    module-level (static, so nothing recompiles between models) and take the dynamic
+    parameters ``p = params`` first. ``noise_shape`` is a PyTree of shapes of the Brownian
+    increments; ``observe(p, y)`` is what is stored at each save point.
     """
 
-    sde: "SDE"
-    dw: PyTree
+    params: PyTree
+    vf: Callable = eqx.field(static=True)
+    prod: Callable = eqx.field(static=True)
+    observe: Callable = eqx.field(static=True)
+    noise_shape: PyTree = eqx.field(static=True)
+
+
+class _Term(dfx.AbstractTerm):
+    """The whole SDE as one diffrax term; its control is ``(dt, dW)``."""
+
+    sde: SDE
+    dw: PyTree  # this step's Brownian increment (scan path), or
+    path: "_Increments | None" = None  # the increments on the grid (diffeqsolve path)
 
     def vf(self, t, y, args):
-        return self.sde.factor(self.sde.params, y)
+        return self.sde.vf(self.sde.params, y)
 
     def contr(self, t0, t1, **kwargs):
-        return self.dw
+        dw = self.dw if self.path is None else self.path.evaluate(t0, t1)
+        return t1 - t0, dw
 
     def prod(self, vf, control):
-        return self.sde.apply(self.sde.params, vf, control)
+        return self.sde.prod(self.sde.params, vf, control)
 
 
 class _Increments(dfx.AbstractPath):
@@ -67,22 +85,6 @@ class _Increments(dfx.AbstractPath):
     def evaluate(self, t0, t1=None, left=True):
         i = jnp.clip(jnp.round((t0 - self.t0) / self.dt).astype(int), 0, None)
         return jax.tree.map(lambda a: a[jnp.minimum(i, a.shape[0] - 1)], self.dws)
-
-
-class SDE(eqx.Module):
-    """A fixed-step SDE problem ``dy = drift(p, y) dt + apply(p, factor(p, y), dW)``.
-
-    The functions are module-level (static, so nothing recompiles between models) and take
-    the dynamic parameters ``p = params`` first. ``noise_shape`` is a PyTree of shapes of the
-    Brownian increments; ``observe(p, y)`` is what is stored at each save point.
-    """
-
-    params: PyTree
-    drift: Callable = eqx.field(static=True)
-    factor: Callable = eqx.field(static=True)
-    apply: Callable = eqx.field(static=True)
-    observe: Callable = eqx.field(static=True)
-    noise_shape: PyTree = eqx.field(static=True)
 
 
 def _solver(name: str, additive: bool) -> dfx.AbstractSolver:
@@ -107,7 +109,6 @@ def _draw(key: Key, shape: PyTree, steps: int, dt: float, dtype) -> PyTree:
 
 def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method):
     """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0."""
-    drift_term = dfx.ODETerm(lambda t, y, args: sde.drift(sde.params, y))
     observe = lambda y: sde.observe(sde.params, y)
 
     if method == "diffeqsolve":
@@ -116,18 +117,17 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
             lambda i: _draw(jr.fold_in(key, i), sde.noise_shape, save_every, dt, y0.dtype)
         )(jnp.arange(num_saves))  # the same draws as the scan path
         dws = jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), chunks)
-        noise = _PathNoiseTerm(sde, _Increments(dws, dt, 0.0, steps * dt))
+        term = _Term(sde, None, _Increments(dws, dt, 0.0, steps * dt))
         ts = dt * save_every * jnp.arange(num_saves + 1)
         sol = dfx.diffeqsolve(
-            dfx.MultiTerm(drift_term, noise), solver, 0.0, steps * dt, dt, y0,
-            saveat=dfx.SaveAt(ts=ts), max_steps=steps + 1, adjoint=dfx.ForwardMode(),
+            term, solver, 0.0, steps * dt, dt, y0, saveat=dfx.SaveAt(ts=ts),
+            max_steps=steps + 1, adjoint=dfx.ForwardMode(),
         )  # fmt: skip
         return jax.vmap(observe)(sol.ys)
 
     def one_step(carry, dw):
         y, t = carry
-        terms = dfx.MultiTerm(drift_term, _NoiseTerm(sde, dw))
-        y1, _, _, _, _ = solver.step(terms, t, t + dt, y, None, None, False)
+        y1, _, _, _, _ = solver.step(_Term(sde, dw), t, t + dt, y, None, None, False)
         return (y1, t + dt), None
 
     def one_save(carry, i):
@@ -139,22 +139,6 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
     _, obs = jax.lax.scan(one_save, (y0, t0), jnp.arange(num_saves))
     first = observe(y0)
     return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
-
-
-class _PathNoiseTerm(dfx.AbstractTerm):
-    """Like `_NoiseTerm`, for ``diffeqsolve``: the control comes from a path."""
-
-    sde: "SDE"
-    path: _Increments
-
-    def vf(self, t, y, args):
-        return self.sde.factor(self.sde.params, y)
-
-    def contr(self, t0, t1, **kwargs):
-        return self.path.evaluate(t0, t1)
-
-    def prod(self, vf, control):
-        return self.sde.apply(self.sde.params, vf, control)
 
 
 @eqx.filter_jit
@@ -226,16 +210,20 @@ def target_sde(target: Target) -> SDE:
     """The target as a fixed-step `SDE` problem (Ito)."""
     return SDE(
         params=target,
-        drift=Target.f,
-        factor=Target.g,
-        apply=_matrix_apply,
+        vf=_target_vf,
+        prod=_target_prod,
         observe=_identity,
         noise_shape=(target.noise_dim,),
     )
 
 
-def _matrix_apply(params, g, dw):
-    return g @ dw
+def _target_vf(target: Target, z):
+    return target.f(z), target.g(z)
+
+
+def _target_prod(target: Target, vf, control):
+    (f, g), (dt, dw) = vf, control
+    return f * dt + g @ dw
 
 
 def _identity(params, y):
@@ -284,19 +272,17 @@ class _NetworkParams(eqx.Module):
     pinv: Float[Array, "k n"]  # Gamma^+
 
 
-def _net_drift(p: _NetworkParams, x):
-    return p.model.neuron_drift(x)
+def _net_vf(p: _NetworkParams, x):
+    return x, p.model.W_s @ p.model.phi(x), p.model.latent_noise(x)
 
 
-def _net_factor(p: _NetworkParams, x):
-    return p.model.latent_noise(x)
-
-
-def _net_apply(p: _NetworkParams, ghat, dw):
-    out = p.model.Gamma @ (ghat @ dw["latent"])
+def _net_prod(p: _NetworkParams, vf, control):
+    (x, rec, ghat), (dt, dw) = vf, control
+    m = p.model
+    out = dt * (m.b - x) + m.Gamma @ (dt * rec + ghat @ dw["latent"])
     if "private" in dw:
-        out = out + p.model.private_noise * dw["private"]
-    return out / p.model.tau
+        out = out + m.private_noise * dw["private"]
+    return out / m.tau
 
 
 def _net_observe(p: _NetworkParams, x):
@@ -325,9 +311,8 @@ def network_sde(model: LowRankRNN, *, keep_neurons: bool = False) -> SDE:
     params = _NetworkParams(model, jnp.linalg.qr(model.Gamma)[0], jnp.linalg.pinv(model.Gamma))
     return SDE(
         params=params,
-        drift=_net_drift,
-        factor=_net_factor,
-        apply=_net_apply,
+        vf=_net_vf,
+        prod=_net_prod,
         observe=_net_observe_neurons if keep_neurons else _net_observe,
         noise_shape=noise_shape,
     )

@@ -12,7 +12,7 @@ from helpers import cov_standard_error, multiplicative_ou
 import ddm_jax as ddm
 
 # expected order of convergence of each solver on a deterministic problem
-DETERMINISTIC_ORDER = {"euler": 1, "euler_heun": 1, "heun": 2, "midpoint": 2}
+DETERMINISTIC_ORDER = {"euler": 1, "heun": 2, "midpoint": 2, "ralston": 2}
 
 
 def _random_network(target, n, *, key, tau=1.0, private_noise=0.0):
