@@ -141,6 +141,20 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
     return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
 
 
+def _shard_batch(*arrays):
+    """Spread ensemble arrays over every device along their first axis (one code path).
+
+    With one device, or a batch that does not divide evenly, the arrays are returned as they
+    are. Trajectory i always uses key i, so sharded and unsharded runs give the same numbers.
+    """
+    devices = jax.devices()
+    if len(devices) == 1 or arrays[0].shape[0] % len(devices):
+        return arrays
+    mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+    return tuple(jax.device_put(a, sharding) for a in arrays)
+
+
 @eqx.filter_jit
 def _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver, method):
     run = lambda y0, key: _integrate(
@@ -259,6 +273,7 @@ def simulate_target(
     num_saves, save_every = _check_grid(t1, dt, save_dt)
     solver_ = _solver(solver, target.additive)
     keys = jr.split(key, z0s.shape[0])
+    z0s, keys = _shard_batch(z0s, keys)
     zs = _ensemble(target_sde(target), z0s, keys, dt, num_saves, save_every, solver_, method)
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:
@@ -361,6 +376,7 @@ def simulate_network(
     x0s = jax.vmap(model.embed)(z0s)
     keys = jr.split(key, z0s.shape[0])
     sde = network_sde(model, keep_neurons=keep_neurons)
+    x0s, keys = _shard_batch(x0s, keys)
     obs = _ensemble(sde, x0s, keys, dt, num_saves, save_every, solver_, method)
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:
