@@ -65,7 +65,7 @@ def timed(fn, repeats: int) -> tuple[float, float, float]:
 def measure(n: int, batch: int, work: float, repeats: int, dense_limit: float) -> list[dict]:
     target = ddm.make_target("lorenz")
     model = ddm.init_network(target, n, key=jr.key(n))
-    steps = int(np.clip(work / (n * batch), 100, 20000))
+    steps = int(np.clip(work / (n * batch), 100, 100_000))
     z0s = jnp.tile(target.z0, (batch, 1))
     x0s = jax.vmap(model.embed)(z0s)
     key = jr.key(1)

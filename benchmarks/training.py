@@ -5,7 +5,7 @@ cosine-decayed, batch 1024, mixture sampler), on the default JAX device in float
 counts training only: compilation (the first chunk) is reported apart, and the held-out error
 checks between chunks are not counted. Writes results/training.{json,md,png}.
 
-    python benchmarks/training.py [--full]     # quick: 6,000 steps; full: 20,000
+    python benchmarks/training.py [--full]     # quick: 10,000 steps; full: 20,000
 """
 
 import argparse
@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="20,000 steps (the default config)")
     args = parser.parse_args()
-    steps = 20000 if args.full else 6000
+    steps = 20000 if args.full else 10000
     rows = []
     for system in SIZES:
         rows.append(run(system, steps))
