@@ -145,7 +145,7 @@ def main() -> None:
     if args.full:
         ns, batches, work = [64, 128, 256, 512, 1024, 4096], [1, 64, 1024, 4096], 2e9
     else:
-        ns, batches, work = [64, 256, 1024], [1, 64], 4e8
+        ns, batches, work = [64, 256, 1024], [1, 64, 256], 4e8
     rows = []
     for batch in batches:
         for n in ns:
