@@ -15,6 +15,7 @@ apart. Writes results/throughput.{json,md,png}.
 """
 
 import argparse
+import resource
 import time
 
 import jax
@@ -117,8 +118,11 @@ def markdown(rows: list[dict], exps: dict) -> str:
             f"| {r['ratio_to_scan']:.2f} |"
         )
     lines.append("")
-    lines.append(f"Fitted exponents of time per step (default path): in n at fixed B {exps['n']}, "
-                 f"in B at fixed n {exps['batch']}.")  # fmt: skip
+    fmt = lambda d: ", ".join(f"{k}: {v:.2f}" for k, v in d.items())
+    lines.append(f"Fitted exponents of time per step (default path): in n at fixed B "
+                 f"({fmt(exps['n'])}); in B at fixed n ({fmt(exps['batch'])}). Peak process "
+                 f"memory {exps['peak_rss_mb']:.0f} MB, largest case {exps['largest']} (only "
+                 "the saved states are kept).")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -156,6 +160,10 @@ def main() -> None:
                           f"{r['neuron_steps_per_s'] / 1e6:8.0f} M/s  x{r['ratio_to_scan']:.2f}",
                           flush=True)  # fmt: skip
     exps = {"n": exponent(rows, "n", "batch"), "batch": exponent(rows, "batch", "n")}
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    largest = max(rows, key=lambda r: r["n"] * r["batch"])
+    exps["peak_rss_mb"] = peak_mb
+    exps["largest"] = f"n = {largest['n']}, B = {largest['batch']}"
     write_results("throughput", {**stamp(), "rows": rows, "exponents": exps},
                   markdown(rows, exps), lambda p: plot(rows, p))  # fmt: skip
 
