@@ -39,6 +39,7 @@ from ._io import (
     export_weights as export_weights,
     load_model as load_model,
     load_weights as load_weights,
+    model_from_weights as model_from_weights,
     save_model as save_model,
 )
 from ._matching import (
@@ -66,19 +67,22 @@ from ._plotting import (
     plot_trajectories as plot_trajectories,
     save_figure as save_figure,
 )
+from ._run_outputs import (
+    evaluate_run as evaluate_run,
+    export_run as export_run,
+    residual_trace as residual_trace,
+    simulate_run as simulate_run,
+)
 from ._runs import (
     RunError as RunError,
     TrainedRun as TrainedRun,
-    TrainProgress as TrainProgress,
     default_run_folder as default_run_folder,
-    evaluate_run as evaluate_run,
-    export_run as export_run,
     load_run as load_run,
     load_target as load_target,
-    model_from_weights as model_from_weights,
     read_checkpoint_header as read_checkpoint_header,
-    residual_trace as residual_trace,
     run_status as run_status,
-    simulate_run as simulate_run,
+)
+from ._training_runs import (
+    TrainProgress as TrainProgress,
     train_run as train_run,
 )

@@ -273,7 +273,7 @@ def simulate(
     time_: Annotated[float, typer.Option("--time", help="Simulated time units.")] = 20.0,
     dt: Annotated[float, typer.Option(help="Fixed time step.")] = 1e-3,
     save_dt: Annotated[float, typer.Option(help="Interval between saved states.")] = 0.01,
-    solver: Annotated[str, typer.Option(help="euler, heun, euler_heun or midpoint.")] = "euler",
+    solver: Annotated[str, typer.Option(help="euler, heun, midpoint or ralston.")] = "euler",
     seed: Annotated[int, typer.Option(help="PRNG seed.")] = 0,
     weights: Annotated[Path | None, typer.Option(help="Simulate this weights.npz instead.")] = None,
 ):

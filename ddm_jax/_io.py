@@ -184,3 +184,29 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
             f"{path}: expected noise of shape ({n}, m); got {out['noise'].shape}."
         )
     return out
+
+
+def model_from_weights(weights: dict[str, np.ndarray]) -> LowRankRNN:
+    """Rebuild a network from the arrays of ``weights.npz`` (see `load_weights`).
+
+    The noise becomes the constant latent factor ``Ghat = Gamma^+ noise`` (exact for additive
+    noise; a state-dependent read-out is not part of the interchange format). When the file
+    lacks ``centre``/``scale`` they are recovered from ``embed = Gamma S^-1`` and
+    ``offset = b - embed c``.
+    """
+    w = {name: np.asarray(value, dtype=float) for name, value in weights.items()
+         if name not in ("activation", "system")}  # fmt: skip
+    gamma, embed = w["Gamma"], w["embed"]
+    if "scale" in w and "centre" in w:
+        scale, centre = w["scale"], w["centre"]
+    else:  # embed = Gamma S^-1 column by column, offset = b - embed c
+        scale = np.sum(gamma * embed, 0) / np.sum(embed * embed, 0)
+        centre = np.linalg.lstsq(embed, w["b"] - w["offset"], rcond=None)[0]
+    dtype = jnp.result_type(float)
+    a = lambda x: jnp.asarray(x, dtype)
+    return LowRankRNN(
+        Gamma=a(gamma), W_s=a(w["W_s"]), b=a(w["b"]), centre=a(centre), scale=a(scale),
+        noise_const=a(np.linalg.pinv(gamma) @ w["noise"]), noise_readout=None,
+        private_noise=a(w.get("private_noise", 0.0)), tau=a(w["tau"]),
+        activation=str(weights["activation"]),
+    )  # fmt: skip

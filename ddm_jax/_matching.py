@@ -10,7 +10,7 @@ loss ``|| Ghat Ghat^T - tau^2 S^-1 G G^T S^-1 ||_F^2``.
 
 import typing
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import equinox as eqx
 import jax
@@ -287,6 +287,25 @@ class FitResult(eqx.Module):
     pool: Float[Array, "pool k"] | None
 
 
+class _FitPlan(typing.NamedTuple):
+    init_key: Key
+    pool_key: Key
+    drift_key: Key
+    noise_key: Key
+    noise_config: TrainConfig
+
+
+def _fit_plan(key: Key, config: TrainConfig) -> _FitPlan:
+    """How `fit` splits its key and sets up noise matching; `train_run` reuses it, bit for bit.
+
+    Four subkeys: network init, the attractor pool, drift-matching batches, noise-matching
+    batches. Noise matching samples the box only.
+    """
+    init_key, pool_key, drift_key, noise_key = jr.split(key, 4)
+    noise_config = replace(config, sampler="box")
+    return _FitPlan(init_key, pool_key, drift_key, noise_key, noise_config)
+
+
 def fit(
     target: Target,
     n: int,
@@ -308,19 +327,18 @@ def fit(
         private_noise: optional private isotropic neuron noise (not matched; biases the drift).
         on_chunk: progress callback, see `run_training`.
     """
-    k_init, k_pool, k_drift, k_noise = jr.split(key, 4)
-    model = init_network(target, n, key=k_init, tau=tau, private_noise=private_noise)
-    pool = None if config.sampler == "box" else attractor_points(target, key=k_pool)
+    plan = _fit_plan(key, config)
+    model = init_network(target, n, key=plan.init_key, tau=tau, private_noise=private_noise)
+    pool = None if config.sampler == "box" else attractor_points(target, key=plan.pool_key)
     state, losses = run_training(
-        init_train_state(model, config), target, key=k_drift, config=config, pool=pool,
+        init_train_state(model, config), target, key=plan.drift_key, config=config, pool=pool,
         on_chunk=on_chunk,
     )  # fmt: skip
     noise_losses = None
     if state.model.noise_readout is not None:
         noise_state = init_train_state(state.model, config, noise=True)
-        box_config = TrainConfig(**{**config.to_dict(), "sampler": "box"})
         noise_state, noise_losses = run_training(
-            noise_state, target, key=k_noise, config=box_config, noise=True
+            noise_state, target, key=plan.noise_key, config=plan.noise_config, noise=True
         )
         state = noise_state
     return FitResult(state.model, losses, noise_losses, pool)

@@ -1,0 +1,380 @@
+"""Training in a run folder: `train_run`, checkpointed as it goes and resumable.
+
+The result is bit for bit that of `fit` with the same settings, interrupted or not: both
+take their keys and noise-matching settings from `_matching._fit_plan`, step ``i`` draws
+its batch from ``fold_in(key, i)``, the optimiser state is checkpointed with the network,
+and the attractor pool is kept in ``pool.npy``.
+"""
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from ._io import CorruptFileError, atomic_write_bytes, atomic_write_json, save_model
+from ._matching import (
+    TrainConfig,
+    TrainState,
+    _fit_plan,
+    attractor_points,
+    diffusion_error,
+    drift_error,
+    init_train_state,
+    run_training,
+    sample_box,
+)
+from ._network import init_network
+from ._runs import (
+    _TRAIN_FIELDS,
+    CHECKPOINT_FORMAT,
+    FIGURES,
+    RUN_FILES,
+    RUN_FORMAT,
+    RunError,
+    TrainedRun,
+    _describe,
+    _differences,
+    _environment,
+    _finite,
+    _is_target_file,
+    _load_pool,
+    _now,
+    _read_config,
+    _resumed_settings,
+    _settings,
+    _target_spec,
+    default_run_folder,
+    load_run,
+    load_target,
+    read_checkpoint_header,
+)
+from ._targets import Target
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainProgress:
+    """What a `train_run` progress callback receives after every chunk of steps.
+
+    Attributes:
+        phase: ``"drift"`` or ``"noise"`` (diffusion matching of state-dependent noise).
+        step: steps done in this phase.
+        total: steps of this phase.
+        loss: mean loss over the last chunk.
+        rel_error: relative L2 drift (or diffusion) error on fixed monitor points.
+        checkpoint: whether a checkpoint was written after this chunk.
+        elapsed: training seconds so far, over all sessions of this run.
+    """
+
+    phase: str
+    step: int
+    total: int
+    loss: float
+    rel_error: float
+    checkpoint: bool
+    elapsed: float
+
+
+# ---------------------------------------------------------------- the folder and its checkpoint
+
+
+def _clear(path: Path) -> None:
+    _remove_stale_temporaries(path)
+    for name in RUN_FILES:
+        (path / name).unlink(missing_ok=True)
+    if (path / "figures").is_dir():
+        for name in FIGURES:
+            (path / "figures" / f"{name}.png").unlink(missing_ok=True)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of atomic writes that a hard kill (SIGKILL, power loss) left behind."""
+    for name in RUN_FILES:
+        for tmp in path.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _prepare_folder(path: Path, settings: dict, *, overwrite: bool) -> None:
+    """Check the output folder of a new run; clear it with ``overwrite``."""
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{path} exists and is not a folder.")
+    has_run = (path / "config.json").is_file()
+    if has_run and not overwrite:
+        stored = _read_config(path)
+        diff = _differences(stored["settings"], settings)
+        what = f"a different run ({'; '.join(diff)})" if diff else "this run"
+        raise RunError(
+            f"{path} already holds {what}, {_describe(path)}; pass --overwrite to replace it"
+            + ("." if diff else " or --resume to continue it.")
+        )
+    if not has_run and path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise RunError(
+            f"{path} is not empty and holds no ddm-jax run; choose another --out or pass "
+            "--overwrite (only ddm-jax's own files are ever deleted)."
+        )
+    if overwrite:
+        _clear(path)
+
+
+def _write_checkpoint(path: Path, phase: str, state: TrainState, losses, noise_losses, elapsed):
+    payload = io.BytesIO()
+    eqx.tree_serialise_leaves(payload, state)
+    np.save(payload, np.asarray(losses, dtype=np.float32))
+    np.save(payload, np.asarray(noise_losses, dtype=np.float32))
+    data = payload.getvalue()
+    header = {
+        "format": CHECKPOINT_FORMAT, "phase": phase, "step": int(state.step),
+        "elapsed": elapsed, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+    }  # fmt: skip
+    atomic_write_bytes(path, (json.dumps(header) + "\n").encode() + data)
+
+
+def _read_checkpoint(path: Path, skeletons: dict[str, TrainState]):
+    header = read_checkpoint_header(path)
+    data = io.BytesIO(path.read_bytes().partition(b"\n")[2])
+    try:
+        state = eqx.tree_deserialise_leaves(data, skeletons[header["phase"]])
+        losses = np.load(data)
+        noise_losses = np.load(data)
+    except Exception as err:
+        raise CorruptFileError(
+            f"{path}: the checkpoint does not match this run's network "
+            f"({type(err).__name__}: {err})."
+        ) from err
+    if int(state.step) != header["step"]:
+        raise CorruptFileError(f"{path}: step {int(state.step)} != header step {header['step']}.")
+    return header, state, losses, noise_losses
+
+
+# ---------------------------------------------------------------- training
+
+
+def train_run(
+    system: str,
+    out: str | os.PathLike | None = None,
+    *,
+    neurons: int | None = None,
+    params: dict | None = None,
+    seed: int | None = None,
+    tau: float | None = None,
+    private_noise: float | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    checkpoint_every: float = 5.0,
+    progress: Callable[[TrainProgress], Any] | None = None,
+    **train_settings,
+) -> TrainedRun:
+    """Train a network for ``system`` in the run folder ``out``, checkpointing as it goes.
+
+    The result is bit for bit that of ``fit(target, neurons, key=jr.key(seed), config=...)``
+    with the same settings, whether or not the run was interrupted and resumed: step ``i``
+    draws its batch from ``fold_in(key, i)``, the optimiser state is checkpointed with the
+    network, and the attractor pool is saved in ``pool.npy``.
+
+    Args:
+        system: a registered name (see `SYSTEMS`) or ``path/to/file.py:name``.
+        out: the run folder (default ``runs/<system>-<neurons>``).
+        neurons: network size (default: the paper's size for the system, else 64).
+        params: target parameters, e.g. ``{"noise": 0.5}``.
+        seed: PRNG seed (default 0).
+        tau: neuron time constant (default 1).
+        private_noise: private neuron noise sigma (default 0).
+        resume: continue the run in ``out``. Settings left as None are taken from it; those
+            given must match it.
+        overwrite: replace a run in ``out`` (only ddm-jax's own files are deleted).
+        checkpoint_every: seconds between checkpoints (0: after every chunk of steps). A
+            checkpoint is also written at the end of each phase and on KeyboardInterrupt.
+        progress: called with a `TrainProgress` after every chunk of steps.
+        **train_settings: fields of `TrainConfig` (``steps``, ``batch``, ``lr``,
+            ``sampler``, ``chunk``, ``noise_steps``, ...).
+
+    Raises:
+        RunError: when ``out`` holds a different run (or any run, without ``overwrite`` or
+            ``resume``), or there is nothing to resume.
+        CorruptFileError: when a checkpoint or pool file is corrupt.
+        ValueError: for bad settings.
+    """
+    unknown = sorted(set(train_settings) - set(_TRAIN_FIELDS))
+    if unknown:
+        raise ValueError(f"Expected training settings among {list(_TRAIN_FIELDS)}; got {unknown}.")
+    for name, value in {"tau": tau, "private_noise": private_noise}.items():
+        if value is not None:
+            _finite(name, value)  # the training settings are checked by TrainConfig
+    if not (np.isfinite(checkpoint_every) and checkpoint_every >= 0):
+        raise ValueError(f"Expected checkpoint_every >= 0 seconds; got {checkpoint_every}.")
+    if resume and overwrite:
+        raise RunError("Expected at most one of --resume and --overwrite; got both.")
+    target = load_target(system, params)
+    explicit = dict(neurons=neurons, seed=seed, tau=tau, private_noise=private_noise)
+    explicit.update(train_settings)
+    path = Path(default_run_folder(target, neurons) if out is None else out)
+    if resume:
+        if not (path / "config.json").is_file():
+            raise RunError(f"Nothing to resume in {path} (no config.json); drop --resume.")
+        stored = _read_config(path)
+        dtype = stored.get("environment", {}).get("dtype")
+        if dtype is not None and dtype != str(jnp.zeros(()).dtype):
+            raise RunError(
+                f"{path} was trained in {dtype} and JAX now computes in "
+                f"{jnp.zeros(()).dtype}; set JAX_ENABLE_X64 as it was to resume it."
+            )
+        stored_target = stored["settings"]["target"]
+        if (
+            params is None
+            and stored_target["params"]
+            and _is_target_file(system) == (stored_target["kind"] == "file")
+        ):
+            params = stored_target["params"]  # resume with the run's own parameters
+            target = load_target(system, params)
+        settings = _resumed_settings(stored["settings"], _target_spec(system, params), explicit)
+        diff = _differences(stored["settings"], settings)
+        if diff:
+            raise RunError(
+                f"{path} holds a different run ({'; '.join(diff)}); resume it with its own "
+                "settings, or start again with --overwrite."
+            )
+        if (path / "model.eqx").is_file():
+            return load_run(path)
+    else:
+        settings = _settings(target, _target_spec(system, params), explicit)
+        _prepare_folder(path, settings, overwrite=overwrite)
+        path.mkdir(parents=True, exist_ok=True)
+        source = Path(system.rpartition(":")[0]).resolve() if _is_target_file(system) else None
+        if source is not None:
+            atomic_write_bytes(path / "target.py", source.read_bytes())
+        atomic_write_json(path / "config.json", {
+            "format": RUN_FORMAT,
+            "system": system,
+            "settings": settings,
+            "target": {
+                "name": target.name, "dim": target.dim, "noise_dim": target.noise_dim,
+                "additive_noise": target.additive, "paper_neurons": target.paper_neurons,
+                "box_low": target.box_low.tolist(), "box_high": target.box_high.tolist(),
+                **({"source": str(source)} if source is not None else {}),
+            },
+            "environment": _environment(),
+            "created": _now(),
+        })  # fmt: skip
+    return _train(path, target, settings, checkpoint_every, progress)
+
+
+def _monitor_points(target: Target, pool) -> jax.Array:
+    box = sample_box(jr.key(0), target, 2048)  # fixed: for progress only, not training
+    return box if pool is None else jnp.concatenate([pool[:2048], box])
+
+
+def _train(path, target, settings, checkpoint_every, progress) -> TrainedRun:
+    config = TrainConfig(**settings["train"])
+    plan = _fit_plan(jr.key(settings["seed"]), config)  # as in fit()
+    model = init_network(
+        target, settings["neurons"], key=plan.init_key, tau=settings["tau"],
+        private_noise=settings["private_noise"],
+    )  # fmt: skip
+    skeletons = {
+        "drift": init_train_state(model, config),
+        "noise": init_train_state(model, config, noise=True),
+    }
+    _remove_stale_temporaries(path)
+    ckpt_file = path / "checkpoint.eqx"
+    phase, state = "drift", skeletons["drift"]
+    losses, noise_losses, elapsed = np.zeros(0, np.float32), np.zeros(0, np.float32), 0.0
+    if ckpt_file.is_file():
+        header, state, losses, noise_losses = _read_checkpoint(ckpt_file, skeletons)
+        phase, elapsed = header["phase"], header["elapsed"]
+    pool = None
+    if config.sampler != "box":
+        if (path / "pool.npy").is_file():
+            pool = _load_pool(path / "pool.npy", target)
+        else:
+            pool = attractor_points(target, key=plan.pool_key)
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(pool))
+            atomic_write_bytes(path / "pool.npy", buf.getvalue())
+    monitor = _monitor_points(target, pool)
+    has_noise_phase = model.noise_readout is not None
+
+    started = time.monotonic()
+    # the latest completed state, replaced in one store so an interrupt never splits it
+    last = {"snap": (state, losses, noise_losses), "saved": True, "time": started}
+
+    def checkpoint(phase):
+        now_elapsed = elapsed + time.monotonic() - started
+        _write_checkpoint(ckpt_file, phase, *last["snap"], now_elapsed)
+        last["time"], last["saved"] = time.monotonic(), True
+
+    def on_chunk(phase, total):
+        def callback(state, chunk_losses):
+            _, drift, noise = last["snap"]
+            if phase == "drift":
+                drift = np.concatenate([drift, chunk_losses])
+            else:
+                noise = np.concatenate([noise, chunk_losses])
+            last["snap"] = (state, drift, noise)
+            last["saved"] = False
+            step = int(state.step)
+            due = time.monotonic() - last["time"] >= checkpoint_every or step == total
+            if due:
+                checkpoint(phase)
+            if progress is not None:
+                err_fn = drift_error if phase == "drift" else diffusion_error
+                progress(TrainProgress(
+                    phase, step, total, float(np.mean(chunk_losses)),
+                    float(err_fn(state.model, target, monitor)), due,
+                    elapsed + time.monotonic() - started,
+                ))  # fmt: skip
+
+        return callback
+
+    try:
+        if phase == "drift":
+            state, _ = run_training(
+                state, target, key=plan.drift_key, config=config, pool=pool,
+                on_chunk=on_chunk("drift", config.steps),
+            )  # fmt: skip
+            if not last["saved"]:
+                checkpoint("drift")
+            if has_noise_phase:
+                phase = "noise"
+                state = init_train_state(state.model, config, noise=True)
+                last["snap"] = (state, *last["snap"][1:])
+                checkpoint("noise")
+        if phase == "noise":
+            state, _ = run_training(
+                state, target, key=plan.noise_key, config=plan.noise_config, noise=True,
+                on_chunk=on_chunk("noise", config.noise_steps),
+            )  # fmt: skip
+            if not last["saved"]:
+                checkpoint("noise")
+    except KeyboardInterrupt:
+        if not last["saved"]:  # keep the work of the last completed chunk
+            checkpoint(phase)
+        raise
+    _, losses, noise_losses = last["snap"]
+    model = state.model
+    total_elapsed = elapsed + time.monotonic() - started
+    buf = io.BytesIO()
+    np.savez(buf, drift=losses, noise=noise_losses)
+    atomic_write_bytes(path / "losses.npz", buf.getvalue())
+    summary = {
+        "steps": int(losses.size), "noise_steps": int(noise_losses.size),
+        "train_seconds": round(total_elapsed, 3),
+        "final_loss": float(np.mean(losses[-min(100, losses.size):])) if losses.size else None,
+        "drift_error_monitor": float(drift_error(model, target, monitor)),
+        "finished": _now(),
+    }  # fmt: skip
+    if has_noise_phase:
+        summary["diffusion_error_monitor"] = float(diffusion_error(model, target, monitor))
+    atomic_write_json(path / "training.json", summary)
+    save_model(path / "model.eqx", model)  # last: its presence means training finished
+    noise_losses = noise_losses if has_noise_phase else None
+    return TrainedRun(path, _read_config(path), target, model, losses, noise_losses, summary)
