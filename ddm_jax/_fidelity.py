@@ -182,7 +182,8 @@ class FidelityReport:
         return "\n".join(lines) + "\n"
 
 
-def _stationary(run: Run, burn_in: float, fold) -> Float[Array, "N k"]:
+def stationary_samples(run: Run, burn_in: float, fold=None) -> Float[Array, "N k"]:
+    """Every saved state from ``burn_in`` on, pooled over trajectories (folded if asked)."""
     keep = run.ts >= burn_in
     zs = run.zs[:, keep].reshape(-1, run.zs.shape[-1])
     return jax.vmap(fold)(zs) if fold is not None else zs
@@ -271,15 +272,17 @@ def fidelity_report(
     net = simulate_network(model, starts(next(keys)), key=next(keys), solver=solver, **sim)
     metrics["residual"], metrics["residual_max"] = net.residual, net.residual_max
     ref = simulate_target(target, starts(next(keys)), key=next(keys), **sim)
-    a = _stationary(net, burn_in, target.fold)
-    r = _stationary(ref, burn_in, target.fold)
+    a = stationary_samples(net, burn_in, target.fold)
+    r = stationary_samples(ref, burn_in, target.fold)
     scale = spread(r)
     metrics["sw"] = sliced_wasserstein(a, r) / scale
     metrics["mean_error"], metrics["cov_error"] = moment_errors(a, r)
     null_sw, null_mean, null_cov = [], [], []
     for _ in range(null_pairs):
         pair = [
-            _stationary(simulate_target(target, starts(kz), key=ks, **sim), burn_in, target.fold)
+            stationary_samples(
+                simulate_target(target, starts(kz), key=ks, **sim), burn_in, target.fold
+            )
             for kz, ks in jr.split(next(keys), (2, 2))
         ]
         null_sw.append(sliced_wasserstein(*pair) / scale)

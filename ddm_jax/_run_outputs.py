@@ -12,7 +12,7 @@ from pathlib import Path
 import jax.random as jr
 import numpy as np
 
-from ._fidelity import FidelityReport, fidelity_report
+from ._fidelity import FidelityReport, fidelity_report, stationary_samples
 from ._io import (
     CorruptFileError,
     atomic_write_bytes,
@@ -148,11 +148,6 @@ def _clean_json(metrics: dict) -> dict:
     return {k: (float(v) if np.isfinite(v) else None) for k, v in metrics.items()}
 
 
-def _stationary(run, burn_in: float) -> np.ndarray:
-    keep = np.asarray(run.ts) >= burn_in
-    return np.asarray(run.zs)[:, keep].reshape(-1, run.zs.shape[-1])
-
-
 def evaluate_run(
     run: str | os.PathLike,
     *,
@@ -229,8 +224,8 @@ def _figures(loaded: TrainedRun, report: FidelityReport, *, key, dt, t1, solver,
         neuron_trajectories=min(trajectories, 2),
     )  # fmt: skip
     label = f"{target.name}, {model.n} neurons"
-    target_samples = _stationary(report.target_run, report.burn_in)
-    network_samples = _stationary(report.network_run, report.burn_in)
+    target_samples = np.asarray(stationary_samples(report.target_run, report.burn_in))
+    network_samples = np.asarray(stationary_samples(report.network_run, report.burn_in))
     figs = {
         "latent": plot_trajectories(
             np.asarray(ref.zs), np.asarray(net.zs), system=target.name, title=label
