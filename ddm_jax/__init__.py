@@ -1,28 +1,11 @@
-"""ddm-jax: embed stochastic dynamical systems into low-rank RNNs by drift-diffusion matching."""
+"""ddm-jax: embed stochastic dynamical systems into low-rank RNNs by drift-diffusion matching.
 
-from ._network import (
-    LowRankRNN as LowRankRNN,
-    init_network as init_network,
-    off_subspace_residual as off_subspace_residual,
-    private_noise_drift_bias as private_noise_drift_bias,
-)
-from ._simulate import (
-    SOLVERS as SOLVERS,
-    Run as Run,
-    SimulationDiverged as SimulationDiverged,
-    simulate_network as simulate_network,
-    simulate_target as simulate_target,
-)
-from ._targets import (
-    SYSTEMS as SYSTEMS,
-    Target as Target,
-    from_callables as from_callables,
-    make_target as make_target,
-    ou_stationary_covariance as ou_stationary_covariance,
-    system_defaults as system_defaults,
-)
+The pipeline, one private module each: targets (`_targets`, `_systems`) -> network
+(`_network`) -> simulation (`_simulate`) -> matching (`_matching`) -> fidelity (`_fidelity`);
+then files (`_io`), figures (`_plotting`), run folders (`_runs`, `_training_runs`,
+`_run_outputs`) and the command line (`_cli`).
+"""
 
-__version__ = "0.1.0"
 from ._fidelity import (
     FidelityReport as FidelityReport,
     fidelity_report as fidelity_report,
@@ -57,6 +40,12 @@ from ._matching import (
     run_training as run_training,
     sample_box as sample_box,
 )
+from ._network import (
+    LowRankRNN as LowRankRNN,
+    init_network as init_network,
+    off_subspace_residual as off_subspace_residual,
+    private_noise_drift_bias as private_noise_drift_bias,
+)
 from ._plotting import (
     coordinate_names as coordinate_names,
     plot_drift_field as plot_drift_field,
@@ -82,7 +71,26 @@ from ._runs import (
     read_checkpoint_header as read_checkpoint_header,
     run_status as run_status,
 )
+from ._simulate import (
+    SOLVERS as SOLVERS,
+    Run as Run,
+    SimulationDiverged as SimulationDiverged,
+    simulate_network as simulate_network,
+    simulate_target as simulate_target,
+)
+from ._systems import (
+    SYSTEMS as SYSTEMS,
+    make_target as make_target,
+    ou_stationary_covariance as ou_stationary_covariance,
+    system_defaults as system_defaults,
+)
+from ._targets import (
+    Target as Target,
+    from_callables as from_callables,
+)
 from ._training_runs import (
     TrainProgress as TrainProgress,
     train_run as train_run,
 )
+
+__version__ = "0.1.0"

@@ -39,7 +39,8 @@ import numpy as np
 from ._io import CorruptFileError, load_model, load_weights
 from ._matching import TrainConfig
 from ._network import LowRankRNN
-from ._targets import SYSTEMS, Target, make_target, system_defaults
+from ._systems import SYSTEMS, make_target, system_defaults
+from ._targets import Target
 
 RUN_FORMAT = "ddm-jax-run/1"
 CHECKPOINT_FORMAT = "ddm-jax-checkpoint/1"
