@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: the run's stamp and writing JSON + markdown + PNG."""
 
 import datetime
+import os
 import platform
 from pathlib import Path
 
@@ -14,14 +15,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-__all__ = ["RESULTS", "plt", "stamp", "write_results"]
+__all__ = ["RESULTS", "plt", "result_name", "stamp", "write_results"]
+
+
+def _device() -> jax.Device:
+    """The device JAX computes on by default (a script may pin the CPU)."""
+    return jax.config.jax_default_device or jax.devices()[0]
 
 
 def stamp() -> dict:
     """Device, versions, dtype and date of this run."""
-    device = jax.devices()[0]
+    device = _device()
+    count = len(jax.devices(device.platform))
     return {
-        "device": f"{device.platform}: {device.device_kind}, {jax.device_count()} device(s)",
+        "device": f"{device.platform}: {device.device_kind}, {count} device(s), "
+        f"{os.cpu_count()} CPU cores",
         "machine": platform.machine(),
         "jax": jax.__version__,
         "diffrax": diffrax.__version__,
@@ -31,8 +39,18 @@ def stamp() -> dict:
     }
 
 
+def result_name(name: str) -> str:
+    """NAME on the CPU, NAME-gpu (NAME-PLATFORM) elsewhere: results of both are kept."""
+    platform = _device().platform
+    return name if platform == "cpu" else f"{name}-{platform}"
+
+
 def write_results(name: str, data: dict, table: str, plot_fn) -> None:
-    """Write results/NAME.json, NAME.md (stamp, then the table) and NAME.png, atomically."""
+    """Write results/NAME.json, NAME.md (stamp, then the table) and NAME.png, atomically.
+
+    On an accelerator NAME becomes NAME-PLATFORM (see `result_name`).
+    """
+    name = result_name(name)
     ddm.atomic_write_json(RESULTS / f"{name}.json", data)
     header = ", ".join(f"{k} {data[k]}" for k in ("device", "jax", "diffrax", "dtype", "date"))
     ddm.atomic_write_text(RESULTS / f"{name}.md", f"{header}\n\n{table}")

@@ -2,27 +2,91 @@
 
     python benchmarks/run_all.py [--full | --collect]
 
-Writes results/*.{json,md,png} and results/README.md (each table under its question);
-``--collect`` only rebuilds results/README.md from the tables already there.
+Writes results/*.{json,md,png} and results/README.md: a summary of the headline numbers,
+then each table under its question, CPU and GPU results side by side where both exist (a
+script run on a GPU writes NAME-gpu.*). ``--collect`` only rebuilds results/README.md from the
+results already there.
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
+RESULTS = HERE / "results"
 SCRIPTS = ["throughput", "training", "fidelity", "compare_torchsde"]
+PLATFORMS = {"": "CPU", "-gpu": "GPU"}
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def summary_lines(suffix: str) -> list[str]:
+    """Headline numbers of one platform's results, each with the issue's target."""
+    lines = []
+    if (t := load(f"throughput{suffix}")) and "summary" in t:
+        s = t["summary"]
+        big = max(t["rows"], key=lambda r: r["n"] * r["batch"] * (r["path"] == "default"))
+        lines.append(
+            f"- Simulation, default path over the hand-written scan (worst, n <= 1024): "
+            f"{s['default_over_scan_worst_B1']:.2f} at B = 1 (target < 2), "
+            f"{s['default_over_scan_worst_B64up']:.2f} at B >= 64 (target < 1.25)."
+        )
+        for batch, d in sorted(s["dense_speedup_n1024"].items(), key=lambda kv: int(kv[0])):
+            lines.append(
+                f"- Dense n x n over low-rank at n = 1024, B = {batch}: "
+                f"{d['dense_over_default']:.1f}x (target >= 20x)."
+            )
+        lines.append(
+            f"- Throughput at n = {big['n']}, B = {big['batch']}: "
+            f"{big['neuron_steps_per_s'] / 1e9:.2f} x 10^9 neuron-steps/s (default path)."
+        )
+        exps = list(s["exponent_n"].values()) + list(s["exponent_batch"].values())
+        if exps:
+            lines.append(
+                f"- Fitted exponents of cost in n and B: {min(exps):.2f} to {max(exps):.2f} "
+                "(target 0.85-1.15)."
+            )
+    if t := load(f"training{suffix}"):
+        for r in t["rows"]:
+            to1 = r.get("seconds_to_1pct")
+            to1 = "not reached" if to1 is None else f"{to1:.1f} s"
+            lines.append(
+                f"- Training {r['system']}-{r['n']}: {r['steps_per_s']:.0f} steps/s, 1% attractor "
+                f"drift error after {to1}."
+            )
+    if (t := load(f"compare_torchsde{suffix}")) and "rows" in t:
+        targets = {(1024, 1): 30, (1024, 64): 6, (64, 64): 10}
+        for r in t["rows"]:
+            goal = targets.get((r["n"], r["batch"]))
+            goal = f" (target >= {goal}x)" if goal else ""
+            lines.append(
+                f"- Against torchsde at n = {r['n']}, B = {r['batch']}: {r['speedup']:.1f}x{goal}."
+            )
+    return lines
 
 
 def collect() -> None:
     sections = ["# Benchmark results", ""]
+    for suffix, platform in PLATFORMS.items():
+        lines = summary_lines(suffix)
+        if lines:
+            sections += [f"## Summary, {platform}", "", *lines, ""]
+        elif suffix:
+            sections += [f"## {platform}", "", "No GPU results yet: run the scripts on one.", ""]
     for name in SCRIPTS:
         question = (HERE / f"{name}.py").read_text().split('"""')[1].splitlines()[0]
-        table = (HERE / "results" / f"{name}.md").read_text()
-        sections += [f"## {name}: {question}", "", table]
-        if (HERE / "results" / f"{name}.png").exists():
-            sections += [f"![{name}]({name}.png)", ""]
-    (HERE / "results" / "README.md").write_text("\n".join(sections))
+        sections += [f"## {name}: {question}", ""]
+        for suffix, platform in PLATFORMS.items():
+            table = RESULTS / f"{name}{suffix}.md"
+            if table.exists():
+                sections += [f"### {platform}", "", table.read_text()]
+                if (RESULTS / f"{name}{suffix}.png").exists():
+                    sections += [f"![{name} {platform}]({name}{suffix}.png)", ""]
+    (RESULTS / "README.md").write_text("\n".join(sections))
 
 
 def main() -> None:
