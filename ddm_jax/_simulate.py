@@ -1,7 +1,7 @@
 """Fixed-step simulation of target SDEs and of full n-neuron networks.
 
 The fast path drives a diffrax solver's ``step`` inside ``lax.scan`` and serves it Brownian
-increments drawn in one call per saved interval: the same arithmetic as ``diffeqsolve`` with
+increments drawn in blocks of up to `BLOCK` steps: the same arithmetic as ``diffeqsolve`` with
 an ``UnsafeBrownianPath``, without its per-step overhead (diffrax issue 517), and memory that
 grows with the number of *saved* states only. ``method="diffeqsolve"`` runs the same solver
 through ``diffrax.diffeqsolve`` for comparison. Euler (Euler-Maruyama) converges to the Ito
@@ -30,6 +30,7 @@ SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
     "ralston": dfx.Ralston,
 }
 ITO_SOLVERS = ("euler",)
+BLOCK = 1024  # steps whose Brownian increments are drawn at once
 
 
 class SimulationDiverged(ValueError):
@@ -114,15 +115,34 @@ def _draw(key: Key, shape: PyTree, steps: int, dt: float, dtype) -> PyTree:
     return jax.tree.unflatten(treedef, draws)
 
 
+def _interval_draws(key: Key, shape: PyTree, save_every: int, dt: float, dtype) -> PyTree:
+    """All increments of one save interval, drawn block by block as the scan path draws them."""
+    full, rest = divmod(save_every, BLOCK)
+    parts = []
+    if full:
+        blocks = jax.vmap(lambda j: _draw(jr.fold_in(key, j), shape, BLOCK, dt, dtype))(
+            jnp.arange(full)
+        )
+        parts.append(jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), blocks))
+    if rest:
+        parts.append(_draw(jr.fold_in(key, full), shape, rest, dt, dtype))
+    return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+
+
 def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method):
-    """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0."""
+    """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0.
+
+    The increments of save interval i, block j (of `BLOCK` steps, the last one shorter) come
+    from ``fold_in(fold_in(key, i), j)``: the same numbers on both methods, and memory that
+    grows with the saved states only.
+    """
     observe = lambda y: sde.observe(sde.params, y)
 
     if method == "diffeqsolve":
         steps = num_saves * save_every
         chunks = jax.vmap(
-            lambda i: _draw(jr.fold_in(key, i), sde.noise_shape, save_every, dt, y0.dtype)
-        )(jnp.arange(num_saves))  # the same draws as the scan path
+            lambda i: _interval_draws(jr.fold_in(key, i), sde.noise_shape, save_every, dt, y0.dtype)
+        )(jnp.arange(num_saves))
         dws = jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), chunks)
         term = _Term(sde, path=_Increments(dws, dt, 0.0, steps * dt))
         ts = dt * save_every * jnp.arange(num_saves + 1)
@@ -136,9 +156,18 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
         y1, _, _, _, _ = solver.step(_Term(sde, dw, dt), 0.0, dt, y, None, None, False)
         return y1, None
 
+    def one_block(y, key, size):
+        dws = _draw(key, sde.noise_shape, size, dt, y0.dtype)
+        return jax.lax.scan(one_step, y, dws)[0]
+
     def one_save(y, i):
-        dws = _draw(jr.fold_in(key, i), sde.noise_shape, save_every, dt, y0.dtype)
-        y, _ = jax.lax.scan(one_step, y, dws)
+        key_i = jr.fold_in(key, i)
+        full, rest = divmod(save_every, BLOCK)
+        if full:
+            block = lambda y, j: (one_block(y, jr.fold_in(key_i, j), BLOCK), None)
+            y, _ = jax.lax.scan(block, y, jnp.arange(full))
+        if rest:
+            y = one_block(y, jr.fold_in(key_i, full), rest)
         return y, observe(y)
 
     _, obs = jax.lax.scan(one_save, y0, jnp.arange(num_saves))

@@ -94,6 +94,13 @@ def test_scan_and_diffeqsolve_agree(key):
     np.testing.assert_allclose(dfx_run.zs, scan.zs, rtol=0, atol=1e-5 * scale)
     assert scan.zs.shape == dfx_run.zs.shape == (4, 11, 2)
 
+    # 2,500 steps per save: two full blocks of increments and a shorter one, drawn alike
+    assert _simulate.BLOCK == 1024
+    long = dict(t1=2.5, dt=1e-3, save_dt=1.25)
+    scan = ddm.simulate_network(model, z0s, key=jr.clone(k_sim), **long)
+    dfx_run = ddm.simulate_network(model, z0s, key=jr.clone(k_sim), method="diffeqsolve", **long)
+    np.testing.assert_allclose(dfx_run.zs, scan.zs, rtol=0, atol=1e-5 * scale)
+
     scan = ddm.simulate_target(target, z0s, key=jr.clone(k_tgt), solver="heun", **kwargs)
     dfx_run = ddm.simulate_target(
         target, z0s, key=k_tgt, solver="heun", method="diffeqsolve", **kwargs
@@ -117,6 +124,22 @@ def test_fused_and_product_updates_agree(key):
     ]
     # 100 steps of a chaotic network: measured 2e-6 apart
     np.testing.assert_allclose(runs[0], runs[1], rtol=0, atol=1e-4)
+
+
+def test_memory_grows_with_saved_states_only(key):
+    """Increments are drawn BLOCK steps at a time: 250x the steps per save, same memory."""
+    k_net, k_sim = jr.split(key)
+    model = ddm.init_network(ddm.make_target("lorenz"), 64, key=k_net)
+    sde = _simulate.network_sde(model, batch=64)
+    x0s, keys = jnp.zeros((64, 64)), jr.split(k_sim, 64)
+
+    def temp_bytes(save_every):
+        run = lambda x, k: _simulate._ensemble(sde, x, k, 1e-3, 2, save_every, dfx.Euler(), "scan")
+        return jax.jit(run).lower(x0s, keys).compile().memory_analysis().temp_size_in_bytes
+
+    small, large = temp_bytes(2_000), temp_bytes(500_000)
+    assert large < 1.2 * small  # measured: equal within 1%
+    assert large < 64 * 500_000 * model.m * 4 / 50  # all increments of a save: 384 MB
 
 
 def test_long_runs_keep_exact_steps(key):
