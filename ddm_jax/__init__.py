@@ -36,6 +36,7 @@ from ._matching import (
     drift_error as drift_error,
     drift_loss as drift_loss,
     fit as fit,
+    fit_seeds as fit_seeds,
     init_train_state as init_train_state,
     run_training as run_training,
     sample_box as sample_box,

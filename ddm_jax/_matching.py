@@ -9,7 +9,7 @@ loss ``|| Ghat Ghat^T - tau^2 S^-1 G G^T S^-1 ||_F^2``.
 """
 
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import equinox as eqx
@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, Key as KeyArray
 
 from ._custom_types import Key
 from ._network import LowRankRNN, init_network
-from ._simulate import simulate_target
+from ._simulate import shard_batch, simulate_target
 from ._targets import Target
 
 SAMPLERS = ("box", "attractor", "mixture")
@@ -206,8 +206,8 @@ def _optimiser(config: TrainConfig, steps: int) -> optax.GradientTransformation:
     return optax.adam(schedule)
 
 
-@eqx.filter_jit
-def _train_chunk(state: TrainState, target, pool, key, config, loss_fn, filter_fn, num):
+def _chunk(state: TrainState, target, pool, key, config, loss_fn, filter_fn, num):
+    """``num`` optimiser steps from ``state``; returns the new state and the step losses."""
     optim = _optimiser(config, config.steps if loss_fn is drift_loss else config.noise_steps)
 
     def step(state: TrainState, _):
@@ -225,6 +225,11 @@ def _train_chunk(state: TrainState, target, pool, key, config, loss_fn, filter_f
     return jax.lax.scan(step, state, None, length=num)
 
 
+_train_chunk = eqx.filter_jit(_chunk)
+# a seed sweep: states, pools and keys carry a leading seed axis, the target is shared
+_train_chunks = eqx.filter_jit(eqx.filter_vmap(_chunk, in_axes=(0, None, 0, 0) + (None,) * 4))
+
+
 def init_train_state(model: LowRankRNN, config: TrainConfig, *, noise: bool = False) -> TrainState:
     """Fresh optimiser state for drift (or, with ``noise=True``, diffusion) matching."""
     filter_fn = _noise_filter if noise else _drift_filter
@@ -237,9 +242,9 @@ def run_training(
     state: TrainState,
     target: Target,
     *,
-    key: Key,
+    key: KeyArray[Array, "*seeds"],
     config: TrainConfig,
-    pool: Float[Array, "pool k"] | None = None,
+    pool: Float[Array, "*seeds pool k"] | None = None,
     noise: bool = False,
     on_chunk: Callable[[TrainState, np.ndarray], None] | None = None,
 ) -> tuple[TrainState, np.ndarray]:
@@ -248,9 +253,10 @@ def run_training(
     Step ``i`` draws its batch with ``fold_in(key, i)``, so a run resumed from a saved
     `TrainState` reproduces the uninterrupted run exactly. After each chunk of
     ``config.chunk`` steps ``on_chunk(state, chunk_losses)`` is called (progress, checkpoints).
+    A state, pool and key with a leading seed axis (see `fit_seeds`) train every seed at once.
 
     Returns:
-        The final state and the losses of the steps run here.
+        The final state and the losses of the steps run here (``(seeds, steps)`` for a sweep).
     """
     total = config.noise_steps if noise else config.steps
     loss_fn = diffusion_loss if noise else drift_loss
@@ -260,22 +266,25 @@ def run_training(
             f"Expected attractor points (pool) for sampler {config.sampler!r}; "
             "compute them with attractor_points()."
         )
+    sweep = state.step.ndim == 1
+    train_chunk = _train_chunks if sweep else _train_chunk
     losses = []
-    while int(state.step) < total:
-        num = min(config.chunk, total - int(state.step))
-        state, chunk_losses = _train_chunk(
-            state, target, pool, key, config, loss_fn, filter_fn, num
-        )
+    while (done := int(jnp.min(state.step))) < total:
+        num = min(config.chunk, total - done)
+        state, chunk_losses = train_chunk(state, target, pool, key, config, loss_fn, filter_fn, num)
         chunk_losses = np.asarray(chunk_losses)
         if not np.all(np.isfinite(chunk_losses)):
+            bad = np.argwhere(~np.isfinite(chunk_losses))[0]
+            where = f" (seed number {bad[0]} of the sweep)" if sweep else ""
             raise FloatingPointError(
-                f"Training diverged: non-finite loss near step {int(state.step)}; "
+                f"Training diverged: non-finite loss near step {done + num}{where}; "
                 f"try a smaller learning rate than {config.lr}."
             )
         losses.append(chunk_losses)
         if on_chunk is not None:
             on_chunk(state, chunk_losses)
-    return state, np.concatenate(losses) if losses else np.zeros(0)
+    shape = (state.step.shape[0], 0) if sweep else (0,)
+    return state, np.concatenate(losses, axis=-1) if losses else np.zeros(shape)
 
 
 class FitResult(eqx.Module):
@@ -342,3 +351,53 @@ def fit(
         )
         state = noise_state
     return FitResult(state.model, losses, noise_losses, pool)
+
+
+def fit_seeds(
+    target: Target,
+    n: int,
+    *,
+    seeds: Sequence[int],
+    config: TrainConfig = TrainConfig(),
+    tau: float = 1.0,
+    private_noise: float = 0.0,
+    on_chunk: Callable[[TrainState, np.ndarray], None] | None = None,
+) -> list[FitResult]:
+    """`fit` for every seed at once: one vmapped training, the seeds spread over all devices.
+
+    Seed ``s`` follows the plan of ``fit(target, n, key=jr.key(s), ...)``: the same
+    initialisation, attractor pool and batches, so the results agree with separate fits up to
+    float32 rounding (batched and single products may round differently). With D devices and
+    a number of seeds divisible by D, each device trains ``len(seeds) / D`` networks.
+
+    Returns:
+        One `FitResult` per seed, in the order of ``seeds``.
+    """
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"Expected a non-empty sequence of distinct seeds; got {seeds!r}.")
+    plans = [_fit_plan(jr.key(s), config) for s in seeds]
+    stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
+    models = [init_network(target, n, key=p.init_key, tau=tau, private_noise=private_noise)
+              for p in plans]  # fmt: skip
+    pools = None
+    if config.sampler != "box":
+        pools = stack([attractor_points(target, key=p.pool_key) for p in plans])
+    states = stack([init_train_state(m, config) for m in models])
+    states, pools, keys = shard_batch((states, pools, stack([p.drift_key for p in plans])))
+    states, losses = run_training(
+        states, target, key=keys, config=config, pool=pools, on_chunk=on_chunk
+    )
+    noise_losses = [None] * len(seeds)
+    if models[0].noise_readout is not None:
+        noise_states = shard_batch(jax.vmap(lambda m: init_train_state(m, config, noise=True))(
+            states.model
+        ))  # fmt: skip
+        keys = shard_batch(stack([p.noise_key for p in plans]))
+        states, noise_losses = run_training(
+            noise_states, target, key=keys, config=plans[0].noise_config, noise=True
+        )
+    return [
+        FitResult(jax.tree.map(lambda a, i=i: a[i], states.model), losses[i], noise_losses[i],
+                  None if pools is None else pools[i])
+        for i in range(len(seeds))
+    ]  # fmt: skip

@@ -175,18 +175,26 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
     return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
 
 
-def _shard_batch(*arrays):
-    """Spread ensemble arrays over every device along their first axis (one code path).
+def shard_batch(tree: PyTree) -> PyTree:
+    """Spread every array of ``tree`` over all devices along its first (batch) axis.
 
-    With one device, or a batch that does not divide evenly, the arrays are returned as they
-    are. Trajectory i always uses key i, so sharded and unsharded runs give the same numbers.
+    One code path for ensembles and seed sweeps: with one device, or a batch that does not
+    divide evenly over the devices, ``tree`` is returned as it is. Member i always uses key i,
+    so sharded and unsharded runs give the same numbers. Every leaf must share the batch size.
     """
+    leaves = jax.tree.leaves(tree)
     devices = jax.devices()
-    if len(devices) == 1 or arrays[0].shape[0] % len(devices):
-        return arrays
+    batch = leaves[0].shape[0]
+    if any(leaf.shape[:1] != (batch,) for leaf in leaves):
+        raise ValueError(
+            f"Expected every array to share the batch size {batch} along its first axis; got "
+            f"shapes {[leaf.shape for leaf in leaves]}."
+        )
+    if len(devices) == 1 or batch % len(devices):
+        return tree
     mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-    return tuple(jax.device_put(a, sharding) for a in arrays)
+    return jax.device_put(tree, sharding)
 
 
 @eqx.filter_jit
@@ -307,7 +315,7 @@ def simulate_target(
     num_saves, save_every = _check_grid(t1, dt, save_dt)
     solver_ = _solver(solver, target.additive)
     keys = jr.split(key, z0s.shape[0])
-    z0s, keys = _shard_batch(z0s, keys)
+    z0s, keys = shard_batch((z0s, keys))
     zs = _ensemble(target_sde(target), z0s, keys, dt, num_saves, save_every, solver_, method)
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:
@@ -431,7 +439,7 @@ def simulate_network(
     x0s = jax.vmap(model.embed)(z0s)
     keys = jr.split(key, z0s.shape[0])
     sde = network_sde(model, keep_neurons=keep_neurons, batch=z0s.shape[0])
-    x0s, keys = _shard_batch(x0s, keys)
+    x0s, keys = shard_batch((x0s, keys))
     obs = _ensemble(sde, x0s, keys, dt, num_saves, save_every, solver_, method)
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:

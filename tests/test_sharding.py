@@ -1,4 +1,4 @@
-"""Ensembles sharded over several (host) devices give the same numbers as on one device."""
+"""Ensembles and seed sweeps sharded over several (host) devices: the numbers of one device."""
 
 import json
 import os
@@ -8,8 +8,9 @@ import sys
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import pytest
 
-from ddm_jax._simulate import _shard_batch
+from ddm_jax._simulate import shard_batch
 
 # Runs in a fresh process, since the device count is fixed when JAX starts.
 SCRIPT = """
@@ -30,6 +31,13 @@ out["target_shards"] = len(tgt.zs.sharding.device_set)
 uneven = ddm.simulate_network(model, z0s[:6], key=jr.key(2), **grid)  # 6 = 4 x 1.5: one device
 out["uneven"] = np.asarray(uneven.zs).tolist()
 out["uneven_shards"] = len(uneven.zs.sharding.device_set)
+devices_seen = []
+config = ddm.TrainConfig(steps=100, batch=64, chunk=50)
+sweep = ddm.fit_seeds(ddm.make_target("vdp"), 16, seeds=[0, 1, 2, 3], config=config,
+                      on_chunk=lambda s, _: devices_seen.append(len(s.step.sharding.device_set)))
+out["sweep"] = [np.asarray(r.model.W_s).tolist() for r in sweep]
+out["sweep_losses"] = [r.losses.tolist() for r in sweep]
+out["sweep_devices"] = devices_seen
 print(json.dumps(out))
 """
 
@@ -61,10 +69,20 @@ def test_sharded_ensemble_matches_single_device():
     assert four["uneven_shards"] == 1
     np.testing.assert_array_equal(four["uneven"], one["uneven"])
     np.testing.assert_array_equal(np.asarray(one["uneven"]), np.asarray(one["scan"])[:6])
+    # a seed sweep trains one network per device, with the numbers of one device
+    assert one["sweep_devices"] == [1, 1]
+    assert four["sweep_devices"] == [4, 4]
+    np.testing.assert_allclose(four["sweep"], one["sweep"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(four["sweep_losses"], one["sweep_losses"], rtol=1e-5)
 
 
 def test_shard_batch_is_a_no_op_on_one_device():
     x, keys = jnp.ones((8, 3)), jr.split(jr.key(0), 8)
-    y, k = _shard_batch(x, keys)  # the test process sees one CPU device
+    y, k = shard_batch((x, keys))  # the test process sees one CPU device
     assert y is x
     assert k is keys
+
+
+def test_shard_batch_rejects_mismatched_batches():
+    with pytest.raises(ValueError, match="Expected every array to share the batch size 8"):
+        shard_batch((jnp.ones((8, 3)), jnp.ones((4, 3))))
