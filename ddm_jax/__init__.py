@@ -74,10 +74,12 @@ from ._runs import (
 )
 from ._simulate import (
     SOLVERS as SOLVERS,
+    Moments as Moments,
     Run as Run,
     SimulationDiverged as SimulationDiverged,
     simulate_network as simulate_network,
     simulate_target as simulate_target,
+    stationary_moments as stationary_moments,
 )
 from ._systems import (
     SYSTEMS as SYSTEMS,

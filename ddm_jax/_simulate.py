@@ -129,12 +129,32 @@ def _interval_draws(key: Key, shape: PyTree, save_every: int, dt: float, dtype) 
     return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
 
 
-def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method):
+def _accumulate(acc: dict, obs: dict, use) -> dict:
+    """Welford's update of the running mean and co-moment of ``obs["z"]`` when ``use``.
+
+    Networks also sum the squared off-subspace distance and ``||x - b||^2`` and keep the
+    largest distance, for the residual.
+    """
+    z = obs["z"]
+    count = acc["count"] + use
+    delta = z - acc["mean"]
+    mean = acc["mean"] + jnp.where(use, delta / jnp.maximum(count, 1), 0.0)
+    out = {"count": count, "mean": mean,
+           "m2": acc["m2"] + jnp.where(use, jnp.outer(delta, z - mean), 0.0)}  # fmt: skip
+    if "perp" in obs:
+        out["perp2"] = acc["perp2"] + jnp.where(use, obs["perp"] ** 2, 0.0)
+        out["dist2"] = acc["dist2"] + jnp.where(use, obs["dist2"], 0.0)
+        out["perp_max"] = jnp.maximum(acc["perp_max"], jnp.where(use, obs["perp"], 0.0))
+    return out
+
+
+def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method, stream):
     """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0.
 
     The increments of save interval i, block j (of `BLOCK` steps, the last one shorter) come
     from ``fold_in(fold_in(key, i), j)``: the same numbers on both methods, and memory that
-    grows with the saved states only.
+    grows with the saved states only. With ``stream = s`` nothing is stored: the observations
+    from save s on are folded into running moments (`_accumulate`), and memory is constant.
     """
     observe = lambda y: sde.observe(sde.params, y)
 
@@ -160,7 +180,8 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
         dws = _draw(key, sde.noise_shape, size, dt, y0.dtype)
         return jax.lax.scan(one_step, y, dws)[0]
 
-    def one_save(y, i):
+    def one_save(carry, i):
+        y, acc = carry
         key_i = jr.fold_in(key, i)
         full, rest = divmod(save_every, BLOCK)
         if full:
@@ -168,11 +189,22 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
             y, _ = jax.lax.scan(block, y, jnp.arange(full))
         if rest:
             y = one_block(y, jr.fold_in(key_i, full), rest)
-        return y, observe(y)
+        if stream is None:
+            return (y, acc), observe(y)
+        return (y, _accumulate(acc, observe(y), i + 1 >= stream)), None
 
-    _, obs = jax.lax.scan(one_save, y0, jnp.arange(num_saves))
     first = observe(y0)
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
+    if stream is None:
+        _, obs = jax.lax.scan(one_save, (y0, None), jnp.arange(num_saves))
+        return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
+    z = first["z"]
+    acc = {"count": jnp.zeros((), z.dtype), "mean": jnp.zeros_like(z),
+           "m2": jnp.zeros((z.size, z.size), z.dtype)}  # fmt: skip
+    if "perp" in first:
+        acc |= {name: jnp.zeros((), z.dtype) for name in ("perp2", "dist2", "perp_max")}
+    acc = _accumulate(acc, first, stream == 0)
+    _, acc = jax.lax.fori_loop(0, num_saves, lambda i, c: one_save(c, i)[0], (y0, acc))
+    return acc
 
 
 def shard_batch(tree: PyTree) -> PyTree:
@@ -198,10 +230,10 @@ def shard_batch(tree: PyTree) -> PyTree:
 
 
 @eqx.filter_jit
-def _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver, method):
+def _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver, method, stream=None):
     run = lambda y0, key: _integrate(
         sde, y0, key, dt=dt, num_saves=num_saves, save_every=save_every, solver=solver,
-        method=method,
+        method=method, stream=stream,
     )  # fmt: skip
     return jax.vmap(run)(y0s, keys)
 
@@ -268,7 +300,7 @@ def target_sde(target: Target) -> SDE:
         params=target,
         vf=_target_vf,
         prod=_target_prod,
-        observe=_identity,
+        observe=_target_observe,
         noise_shape=(target.noise_dim,),
     )
 
@@ -282,8 +314,26 @@ def _target_prod(target: Target, vf, control):
     return f * dt + g @ dw
 
 
-def _identity(params, y):
-    return y
+def _target_observe(params, y):
+    return {"z": y}
+
+
+def _problem(system: Target | LowRankRNN, z0s, key: Key, solver: str, keep_neurons=False):
+    """The `SDE`, initial states and keys (sharded), solver and name of an ensemble."""
+    if isinstance(system, LowRankRNN):
+        name = "network"
+        z0s = _initial_states(z0s, system.k, "the network")
+        sde = network_sde(system, keep_neurons=keep_neurons, batch=z0s.shape[0])
+        y0s, additive = jax.vmap(system.embed)(z0s), system.noise_readout is None
+    elif isinstance(system, Target):
+        name = f"target {system.name!r}"
+        z0s = _initial_states(z0s, system.dim, name)
+        sde, y0s, additive = target_sde(system), z0s, system.additive
+    else:
+        raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
+    solver_ = _solver(solver, additive)
+    y0s, keys = shard_batch((y0s, jr.split(key, z0s.shape[0])))
+    return sde, y0s, keys, solver_, name
 
 
 def simulate_target(
@@ -311,15 +361,12 @@ def simulate_target(
         method: ``"scan"`` (fast) or ``"diffeqsolve"``.
         check: raise `SimulationDiverged` on non-finite states.
     """
-    z0s = _initial_states(z0s, target.dim, f"target {target.name!r}")
     num_saves, save_every = _check_grid(t1, dt, save_dt)
-    solver_ = _solver(solver, target.additive)
-    keys = jr.split(key, z0s.shape[0])
-    z0s, keys = shard_batch((z0s, keys))
-    zs = _ensemble(target_sde(target), z0s, keys, dt, num_saves, save_every, solver_, method)
+    sde, z0s, keys, solver_, name = _problem(target, z0s, key, solver)
+    zs = _ensemble(sde, z0s, keys, dt, num_saves, save_every, solver_, method)["z"]
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:
-        _check_finite_run(zs, ts, f"target {target.name!r}")
+        _check_finite_run(zs, ts, name)
     return Run(ts=ts, zs=zs)
 
 
@@ -432,18 +479,12 @@ def simulate_network(
         (``1e-6`` at ``dt = 1e-3``): each step rounds at relative size ``eps`` and the leak
         removes off-manifold error at rate ``1 / tau``.
     """
-    z0s = _initial_states(z0s, model.k, "the network")
     num_saves, save_every = _check_grid(t1, dt, save_dt)
-    additive = model.noise_readout is None
-    solver_ = _solver(solver, additive)
-    x0s = jax.vmap(model.embed)(z0s)
-    keys = jr.split(key, z0s.shape[0])
-    sde = network_sde(model, keep_neurons=keep_neurons, batch=z0s.shape[0])
-    x0s, keys = shard_batch((x0s, keys))
+    sde, x0s, keys, solver_, name = _problem(model, z0s, key, solver, keep_neurons=keep_neurons)
     obs = _ensemble(sde, x0s, keys, dt, num_saves, save_every, solver_, method)
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:
-        _check_finite_run(obs["z"], ts, "network")
+        _check_finite_run(obs["z"], ts, name)
     scale = jnp.sqrt(jnp.mean(obs["dist2"]))
     return Run(
         ts=ts,
@@ -452,3 +493,69 @@ def simulate_network(
         residual=float(jnp.sqrt(jnp.mean(obs["perp"] ** 2)) / scale),
         residual_max=float(jnp.max(obs["perp"]) / scale),
     )
+
+
+class Moments(NamedTuple):
+    """Statistics of the states of an ensemble, accumulated while simulating.
+
+    Attributes:
+        mean: ``(k,)`` mean state (for a network: of the read-out) over all trajectories and
+            all saved states at ``t >= burn_in``.
+        cov: ``(k, k)`` covariance over the same states (divided by ``count - 1``).
+        count: how many states (trajectories x saves).
+        residual: for a network, the RMS off-subspace residual over the same states, as in
+            `Run`; None for targets.
+        residual_max: the same with the largest distance in the numerator.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    count: int
+    residual: float | None = None
+    residual_max: float | None = None
+
+
+def stationary_moments(
+    system: Target | LowRankRNN,
+    z0s: LatentStates,
+    *,
+    key: Key,
+    t1: float,
+    burn_in: float = 0.0,
+    dt: float = 1e-3,
+    save_dt: float | None = None,
+    solver: str = "euler",
+) -> Moments:
+    """Mean and covariance of a long simulation, in memory that does not grow with ``t1``.
+
+    The trajectories are those of `simulate_target` or `simulate_network` with the same
+    arguments; instead of being stored, every state saved at ``t >= burn_in`` is folded into
+    a per-trajectory running mean and co-moment (Welford), and the trajectories' moments are
+    combined exactly (Chan et al.). Use it for long runs, where the stored states would not
+    fit; the samples of `simulate_*` are needed for distances between distributions.
+
+    Raises:
+        SimulationDiverged: if the moments are not finite.
+    """
+    num_saves, save_every = _check_grid(t1, dt, save_dt)
+    stream = int(np.ceil(burn_in / (dt * save_every) - 1e-9))
+    if not (np.isfinite(burn_in) and 0 <= stream <= num_saves):
+        raise ValueError(f"Expected 0 <= burn_in <= t1; got burn_in={burn_in}, t1={t1}.")
+    sde, y0s, keys, solver_, name = _problem(system, z0s, key, solver)
+    acc = _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream)
+    acc = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), acc)
+    count = acc["count"].sum()
+    mean = (acc["count"][:, None] * acc["mean"]).sum(0) / count
+    spread = acc["mean"] - mean
+    m2 = acc["m2"].sum(0) + np.einsum("b,bi,bj->ij", acc["count"], spread, spread)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(m2))):
+        raise SimulationDiverged(
+            f"The {name} simulation became non-finite: reduce dt, or check the parameters and "
+            "initial states (simulate_* names the time and trajectory)."
+        )
+    residuals = {}
+    if "perp2" in acc:
+        scale = np.sqrt(acc["dist2"].sum() / count)
+        residuals = {"residual": float(np.sqrt(acc["perp2"].sum() / count) / scale),
+                     "residual_max": float(acc["perp_max"].max() / scale)}  # fmt: skip
+    return Moments(mean, m2 / max(count - 1, 1), int(count), **residuals)

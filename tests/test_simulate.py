@@ -142,6 +142,69 @@ def test_memory_grows_with_saved_states_only(key):
     assert large < 64 * 500_000 * model.m * 4 / 50  # all increments of a save: 384 MB
 
 
+def test_stationary_moments_match_stored_states(key):
+    """Streaming moments are those of the states `simulate_*` stores, up to rounding."""
+    target = ddm.make_target("lorenz")
+    k_net, k_z, k_sim, k_tgt = jr.split(key, 4)
+    model = _random_network(target, 32, key=k_net)
+    z0s = ddm.sample_box(k_z, target, 8)
+    grid = dict(t1=2.0, dt=1e-3, save_dt=0.05)
+    for system, k in ((model, k_sim), (target, k_tgt)):
+        run = (ddm.simulate_network if system is model else ddm.simulate_target)(
+            system, z0s, key=jr.clone(k), **grid
+        )
+        moments = ddm.stationary_moments(system, z0s, key=jr.clone(k), burn_in=0.5, **grid)
+        zs = np.asarray(run.zs[:, 10:], dtype=np.float64).reshape(-1, 3)  # t >= 0.5
+        assert moments.count == zs.shape[0] == 8 * 31
+        scale = np.abs(zs).max()
+        np.testing.assert_allclose(moments.mean, zs.mean(0), rtol=0, atol=1e-5 * scale)
+        np.testing.assert_allclose(moments.cov, np.cov(zs.T), rtol=0, atol=1e-5 * scale**2)
+        everything = ddm.stationary_moments(system, z0s, key=k, **grid)
+        assert everything.count == 8 * 41  # burn_in 0 keeps the initial states too
+        if system is model:  # the residual over all saves is that of the run
+            np.testing.assert_allclose(everything.residual, run.residual, rtol=1e-3)
+            np.testing.assert_allclose(everything.residual_max, run.residual_max, rtol=1e-3)
+        else:
+            assert everything.residual is None
+
+
+def test_stationary_moments_of_ou(key):
+    """Time averages over 64 x 390 time units give the exact OU covariance.
+
+    Tolerance: 4 standard errors with a conservative effective sample count (trajectories x
+    time x slowest rate / 2) plus the Euler bias ``dt B S B^T / 2``.
+    """
+    target = ddm.make_target("ou")
+    B = np.asarray(target.args["B"], dtype=np.float64)
+    G = np.asarray(target.args["noise"], dtype=np.float64)
+    exact = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(G @ G.T / 2)))
+    dt, t1, burn_in, trajectories = 5e-3, 400.0, 10.0, 64
+    moments = ddm.stationary_moments(target, jnp.zeros((trajectories, 2)), key=key, t1=t1,
+                                     burn_in=burn_in, dt=dt, save_dt=0.1)  # fmt: skip
+    effective = trajectories * (t1 - burn_in) * np.linalg.eigvals(B).real.min() / 2
+    tolerance = 4 * cov_standard_error(exact, effective) + dt * np.abs(B @ exact @ B.T) / 2
+    np.testing.assert_array_less(np.abs(moments.cov - exact), tolerance)
+    np.testing.assert_array_less(np.abs(moments.mean), 4 * np.sqrt(np.diag(exact) / effective))
+
+
+@pytest.mark.usefixtures("no_typecheck")  # a str where a system goes: our own message
+def test_stationary_moments_memory_and_errors(key):
+    target = ddm.make_target("ou")
+    sde = _simulate.target_sde(target)
+    z0s, keys = jnp.zeros((16, 2)), jr.split(key, 16)
+
+    def temp_bytes(saves):
+        run = lambda z, k: _simulate._ensemble(sde, z, k, 1e-3, saves, 10, dfx.Euler(), "scan", 1)
+        return jax.jit(run).lower(z0s, keys).compile().memory_analysis().temp_size_in_bytes
+
+    assert temp_bytes(100_000) < 1.2 * temp_bytes(100)  # 1,000x the saves, the same memory
+    grid = dict(key=key, t1=1.0, dt=0.01)
+    with pytest.raises(ValueError, match="Expected 0 <= burn_in <= t1; got burn_in=2.0"):
+        ddm.stationary_moments(target, z0s, burn_in=2.0, **grid)
+    with pytest.raises(TypeError, match="Expected a Target or a LowRankRNN; got str"):
+        ddm.stationary_moments("ou", z0s, **grid)
+
+
 def test_long_runs_keep_exact_steps(key):
     """600,000 Euler steps of a rotation land where (I + dt J)^N z0 does.
 
