@@ -267,6 +267,8 @@ def run_training(
             "compute them with attractor_points()."
         )
     sweep = state.step.ndim == 1
+    if sweep and len(set(np.asarray(state.step).tolist())) > 1:
+        raise ValueError(f"Expected every seed of a sweep at the same step; got {state.step}.")
     train_chunk = _train_chunks if sweep else _train_chunk
     losses = []
     while (done := int(jnp.min(state.step))) < total:
@@ -275,7 +277,7 @@ def run_training(
         chunk_losses = np.asarray(chunk_losses)
         if not np.all(np.isfinite(chunk_losses)):
             bad = np.argwhere(~np.isfinite(chunk_losses))[0]
-            where = f" (seed number {bad[0]} of the sweep)" if sweep else ""
+            where = f" (member {bad[0]} of the sweep, counting from 0)" if sweep else ""
             raise FloatingPointError(
                 f"Training diverged: non-finite loss near step {done + num}{where}; "
                 f"try a smaller learning rate than {config.lr}."
@@ -357,7 +359,7 @@ def fit_seeds(
     target: Target,
     n: int,
     *,
-    seeds: Sequence[int],
+    seeds: Sequence[int] | np.ndarray,
     config: TrainConfig = TrainConfig(),
     tau: float = 1.0,
     private_noise: float = 0.0,
@@ -369,11 +371,14 @@ def fit_seeds(
     initialisation, attractor pool and batches, so the results agree with separate fits up to
     float32 rounding (batched and single products may round differently). With D devices and
     a number of seeds divisible by D, each device trains ``len(seeds) / D`` networks.
+    ``on_chunk(state, losses)`` sees the stacked state (every leaf with a leading seed axis)
+    and the ``(seeds, chunk)`` losses.
 
     Returns:
         One `FitResult` per seed, in the order of ``seeds``.
     """
-    if not seeds or len(set(seeds)) != len(seeds):
+    seeds = [int(s) for s in seeds]
+    if len(seeds) == 0 or len(set(seeds)) != len(seeds):
         raise ValueError(f"Expected a non-empty sequence of distinct seeds; got {seeds!r}.")
     plans = [_fit_plan(jr.key(s), config) for s in seeds]
     stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)

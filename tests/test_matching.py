@@ -141,7 +141,7 @@ def test_fit_seeds_matches_separate_fits(system):
     sampler = "box" if system == "multiplicative" else "mixture"
     config = ddm.TrainConfig(steps=300, noise_steps=200, batch=128, chunk=150, sampler=sampler)
     seeds = [3, 0, 7]
-    sweep = ddm.fit_seeds(target, 16, seeds=seeds, config=config)
+    sweep = ddm.fit_seeds(target, 16, seeds=np.array(seeds), config=config)  # any sequence
     assert len(sweep) == 3
     for seed, result in zip(seeds, sweep, strict=True):
         alone = ddm.fit(target, 16, key=jr.key(seed), config=config)
@@ -159,9 +159,17 @@ def test_fit_seeds_matches_separate_fits(system):
 
 def test_fit_seeds_rejects_bad_seeds():
     target = ddm.make_target("ou")
-    for seeds in ([], [1, 1]):
+    for seeds in ([], [1, 1], np.array([2, 2])):
         with pytest.raises(ValueError, match="Expected a non-empty sequence of distinct seeds"):
             ddm.fit_seeds(target, 8, seeds=seeds)
+    # a sweep resumed from states at different steps is refused
+    config = ddm.TrainConfig(steps=20, batch=16, sampler="box", chunk=10)
+    models = [ddm.init_network(target, 8, key=k) for k in jr.split(jr.key(0), 2)]
+    stack = lambda *a: jnp.stack(a)
+    states = jax.tree.map(stack, *[ddm.init_train_state(m, config) for m in models])
+    states = eqx.tree_at(lambda s: s.step, states, jnp.array([0, 10], dtype=jnp.int32))
+    with pytest.raises(ValueError, match="Expected every seed of a sweep at the same step"):
+        ddm.run_training(states, target, key=jr.split(jr.key(1), 2), config=config)
 
 
 class _Interrupt(Exception):
