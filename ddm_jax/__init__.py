@@ -60,6 +60,7 @@ from ._plotting import (
 from ._run_outputs import (
     evaluate_run as evaluate_run,
     export_run as export_run,
+    moments_run as moments_run,
     residual_trace as residual_trace,
     simulate_run as simulate_run,
 )

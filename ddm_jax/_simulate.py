@@ -589,4 +589,5 @@ def stationary_moments(
         scale = np.sqrt(acc["dist2"].sum() / count)
         residuals = {"residual": float(np.sqrt(acc["perp2"].sum() / count) / scale),
                      "residual_max": float(acc["perp_max"].max() / scale)}  # fmt: skip
-    return Moments(mean, m2 / max(count - 1, 1), int(count), **residuals)
+    m2 = (m2 + m2.T) / 2  # each outer(delta, z - mean) is symmetric up to rounding
+    return Moments(mean, m2 / (count - 1), int(count), **residuals)

@@ -142,6 +142,33 @@ def test_simulate_saves_target_and_network_side_by_side(trained):
         assert float(sim["residual"]) < 1e-4
 
 
+def test_moments_streams_network_and_target(trained):
+    args = ["--trajectories", "4", "--time", "20", "--burn-in", "2", "--dt", "0.01"]
+    proc = ok("moments", trained, *args, "--save-dt", "0.1")
+    assert "mean error" in proc.stdout
+    out = json.loads((trained / "moments.json").read_text())
+    assert out["settings"]["burn_in"] == 2.0
+    net, ref = out["network"], out["target"]
+    assert net["count"] == ref["count"] == 4 * 181  # saves at t = 2.0, 2.1, ..., 20.0
+    assert "residual" in net
+    assert "residual" not in ref
+    assert net["residual"] < 1e-4
+    for side in (net, ref):
+        cov = np.asarray(side["cov"])
+        np.testing.assert_allclose(cov, cov.T, rtol=1e-12)
+        assert np.all(np.linalg.eigvalsh(cov) > 0)
+    # the reported errors are those of the reported moments
+    delta = np.asarray(net["mean"]) - np.asarray(ref["mean"])
+    np.testing.assert_allclose(
+        out["mean_error"], np.linalg.norm(delta) / np.sqrt(np.trace(ref["cov"])), rtol=1e-9
+    )
+    # and the Python API writes the same file
+    assert (
+        ddm.moments_run(trained, trajectories=4, time=20.0, burn_in=2.0, dt=0.01, save_dt=0.1)
+        == out
+    )
+
+
 def test_evaluate_writes_metrics_report_figures_and_reproduces(trained, tmp_path):
     proc = ok("evaluate", trained, *EVAL)
     assert "| SW ratio to null |" in proc.stdout
@@ -266,6 +293,8 @@ bad = ddm.from_callables(
         (["simulate", "RUN", "--dt", "0.5", "--trajectories", "2"],
          ["non-finite at t =", "in trajectory"]),
         (["evaluate", "nowhere"], ["nowhere is not a ddm-jax run folder"]),
+        (["moments", "RUN", "--time", "2", "--burn-in", "5"],
+         ["Expected 0 <= burn_in <= 2 (the last save); got burn_in=5.0"]),
         (["export", "RUN", "--format", "csv"], ["Expected format in ('npz',); got 'csv'"]),
     ],
 )  # fmt: skip
