@@ -61,9 +61,18 @@ def spread(samples: Float[Array, "N k"]) -> float:
 
 def moment_errors(a: Float[Array, "N k"], ref: Float[Array, "N k"]) -> tuple[float, float]:
     """(mean error relative to the spread of ``ref``, relative Frobenius covariance error)."""
-    mean_err = jnp.linalg.norm(a.mean(0) - ref.mean(0)) / spread(ref)
-    ca, cr = jnp.cov(a.T), jnp.cov(ref.T)
-    return float(mean_err), float(jnp.linalg.norm(ca - cr) / jnp.linalg.norm(cr))
+    return relative_moment_errors(a.mean(0), jnp.cov(a.T), ref.mean(0), jnp.cov(ref.T), spread(ref))
+
+
+def relative_moment_errors(mean, cov, ref_mean, ref_cov, ref_spread) -> tuple[float, float]:
+    """``(||mean - ref_mean|| / ref_spread, ||cov - ref_cov||_F / ||ref_cov||_F)``.
+
+    In the precision of the inputs: `moment_errors` of samples, `moments_run` of moments
+    streamed in float64.
+    """
+    mean_err = np.linalg.norm(np.asarray(mean) - np.asarray(ref_mean)) / ref_spread
+    cov, ref_cov = np.asarray(cov), np.asarray(ref_cov)
+    return float(mean_err), float(np.linalg.norm(cov - ref_cov) / np.linalg.norm(ref_cov))
 
 
 # ---------------------------------------------------------------- deterministic features

@@ -12,7 +12,12 @@ from pathlib import Path
 import jax.random as jr
 import numpy as np
 
-from ._fidelity import FidelityReport, fidelity_report, stationary_samples
+from ._fidelity import (
+    FidelityReport,
+    fidelity_report,
+    relative_moment_errors,
+    stationary_samples,
+)
 from ._io import (
     CorruptFileError,
     atomic_write_bytes,
@@ -284,12 +289,14 @@ def moments_run(
     net = stationary_moments(loaded.model, z0s, key=k_net, **grid)
     ref = stationary_moments(loaded.target, z0s, key=k_tgt, **grid)
     as_dict = lambda m: {f: np.asarray(v).tolist() for f, v in m._asdict().items() if v is not None}
+    spread = np.sqrt(np.trace(ref.cov))
+    errors = relative_moment_errors(net.mean, net.cov, ref.mean, ref.cov, spread)
     out = {
         "settings": {"trajectories": trajectories, "seed": seed, **grid},
         "network": as_dict(net),
         "target": as_dict(ref),
-        "mean_error": float(np.linalg.norm(net.mean - ref.mean) / np.sqrt(np.trace(ref.cov))),
-        "cov_error": float(np.linalg.norm(net.cov - ref.cov) / np.linalg.norm(ref.cov)),
+        "mean_error": errors[0],
+        "cov_error": errors[1],
     }
     atomic_write_json(Path(run) / "moments.json", out)
     return out

@@ -116,7 +116,11 @@ def _draw(key: Key, shape: PyTree, steps: int, dt: float, dtype) -> PyTree:
 
 
 def _interval_draws(key: Key, shape: PyTree, save_every: int, dt: float, dtype) -> PyTree:
-    """All increments of one save interval, drawn block by block as the scan path draws them."""
+    """All increments of one save interval, drawn block by block as the scan path draws them.
+
+    Block j of the interval draws from ``fold_in(key, j)``; the scan path's ``one_save`` keeps
+    the same plan (a test holds the two methods together across several blocks).
+    """
     full, rest = divmod(save_every, BLOCK)
     parts = []
     if full:
@@ -194,7 +198,7 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
     def one_save(carry, i):
         y, acc = carry
         key_i = jr.fold_in(key, i)
-        full, rest = divmod(save_every, BLOCK)
+        full, rest = divmod(save_every, BLOCK)  # the plan of _interval_draws
         if full:
             block = lambda y, j: (one_block(y, jr.fold_in(key_i, j), BLOCK), None)
             y, _ = jax.lax.scan(block, y, jnp.arange(full))
@@ -219,6 +223,12 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
     return acc
 
 
+def _shards(batch: int) -> int:
+    """How many devices an ensemble of ``batch`` is split over: all, if it divides evenly."""
+    devices = jax.device_count()
+    return devices if batch % devices == 0 else 1
+
+
 def shard_batch(tree: PyTree) -> PyTree:
     """Spread every array of ``tree`` over all devices along its first (batch) axis.
 
@@ -229,7 +239,6 @@ def shard_batch(tree: PyTree) -> PyTree:
     Every leaf must share the batch size.
     """
     leaves = jax.tree.leaves(tree)
-    devices = jax.devices()
     if not leaves:
         return tree
     batch = leaves[0].shape[0] if leaves[0].ndim else None
@@ -238,9 +247,9 @@ def shard_batch(tree: PyTree) -> PyTree:
             f"Expected every array to share the batch size {batch} along its first axis; got "
             f"shapes {[leaf.shape for leaf in leaves]}."
         )
-    if len(devices) == 1 or batch % len(devices):
+    if _shards(batch) == 1:
         return tree
-    mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
     return jax.device_put(tree, sharding)
 
@@ -341,8 +350,7 @@ def _problem(system: Target | LowRankRNN, z0s, key: Key, solver: str, keep_neuro
     if isinstance(system, LowRankRNN):
         name = "network"
         z0s = _initial_states(z0s, system.k, "the network")
-        batch, devices = z0s.shape[0], jax.device_count()
-        per_device = batch // devices if batch % devices == 0 else batch  # see shard_batch
+        per_device = z0s.shape[0] // _shards(z0s.shape[0])
         sde = network_sde(system, keep_neurons=keep_neurons, batch=per_device)
         y0s, additive = jax.vmap(system.embed)(z0s), system.noise_readout is None
     elif isinstance(system, Target):
