@@ -1,9 +1,9 @@
 """ddm-jax: embed stochastic dynamical systems into low-rank RNNs by drift-diffusion matching.
 
 The pipeline, one private module each: targets (`_targets`, `_systems`) -> network
-(`_network`) -> simulation (`_simulate`) -> matching (`_matching`) -> fidelity (`_fidelity`);
-then files (`_io`), figures (`_plotting`), run folders (`_runs`, `_training_runs`,
-`_run_outputs`) and the command line (`_cli`).
+(`_network`) -> simulation (`_integrate`, `_simulate`) -> matching (`_matching`) -> fidelity
+(`_fidelity`); then files (`_io`), figures (`_plotting`), run folders (`_runs`,
+`_training_runs`, `_run_outputs`) and the command line (`_cli`).
 """
 
 from ._fidelity import (
@@ -14,6 +14,7 @@ from ._fidelity import (
     moment_errors as moment_errors,
     sliced_wasserstein as sliced_wasserstein,
 )
+from ._integrate import SOLVERS as SOLVERS
 from ._io import (
     CorruptFileError as CorruptFileError,
     atomic_write_bytes as atomic_write_bytes,
@@ -74,7 +75,6 @@ from ._runs import (
     run_status as run_status,
 )
 from ._simulate import (
-    SOLVERS as SOLVERS,
     Moments as Moments,
     Run as Run,
     SimulationDiverged as SimulationDiverged,

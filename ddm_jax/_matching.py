@@ -21,8 +21,9 @@ import optax
 from jaxtyping import Array, Float, Int, Key as KeyArray
 
 from ._custom_types import Key
+from ._integrate import shard_batch
 from ._network import LowRankRNN, init_network
-from ._simulate import shard_batch, simulate_target
+from ._simulate import simulate_target
 from ._targets import Target
 
 SAMPLERS = ("box", "attractor", "mixture")

@@ -12,7 +12,7 @@ import pytest
 from helpers import cov_standard_error, multiplicative_ou
 
 import ddm_jax as ddm
-from ddm_jax import _simulate
+from ddm_jax import _integrate, _simulate
 
 # expected order of convergence of each solver on a deterministic problem
 DETERMINISTIC_ORDER = {"euler": 1, "heun": 2, "midpoint": 2, "ralston": 2}
@@ -95,7 +95,7 @@ def test_scan_and_diffeqsolve_agree(key):
     assert scan.zs.shape == dfx_run.zs.shape == (4, 11, 2)
 
     # 2,500 steps per save: two full blocks of increments and a shorter one, drawn alike
-    assert _simulate.BLOCK == 1024
+    assert _integrate.BLOCK == 1024
     long = dict(t1=2.5, dt=1e-3, save_dt=1.25)
     scan = ddm.simulate_network(model, z0s, key=jr.clone(k_sim), **long)
     dfx_run = ddm.simulate_network(model, z0s, key=jr.clone(k_sim), method="diffeqsolve", **long)
@@ -119,7 +119,7 @@ def test_fused_and_product_updates_agree(key):
     assert fused.params.columns is not None
     assert product.params.columns is None
     runs = [
-        _simulate._ensemble(sde, x0s, keys, 1e-3, 5, 20, dfx.Euler(), "scan")["z"]
+        _integrate._ensemble(sde, x0s, keys, 1e-3, 5, 20, dfx.Euler(), "scan")["z"]
         for sde in (fused, product)
     ]
     # 100 steps of a chaotic network: measured 2e-6 apart
@@ -134,7 +134,7 @@ def test_memory_grows_with_saved_states_only(key):
     x0s, keys = jnp.zeros((64, 64)), jr.split(k_sim, 64)
 
     def temp_bytes(save_every):
-        run = lambda x, k: _simulate._ensemble(sde, x, k, 1e-3, 2, save_every, dfx.Euler(), "scan")
+        run = lambda x, k: _integrate._ensemble(sde, x, k, 1e-3, 2, save_every, dfx.Euler(), "scan")
         return jax.jit(run).lower(x0s, keys).compile().memory_analysis().temp_size_in_bytes
 
     small, large = temp_bytes(2_000), temp_bytes(500_000)
@@ -194,7 +194,7 @@ def test_stationary_moments_memory_and_errors(key):
     z0s, keys = jnp.zeros((16, 2)), jr.split(key, 16)
 
     def temp_bytes(saves):
-        run = lambda z, k: _simulate._ensemble(sde, z, k, 1e-3, saves, 10, dfx.Euler(), "scan", 1)
+        run = lambda z, k: _integrate._ensemble(sde, z, k, 1e-3, saves, 10, dfx.Euler(), "scan", 1)
         return jax.jit(run).lower(z0s, keys).compile().memory_analysis().temp_size_in_bytes
 
     assert temp_bytes(100_000) < 1.2 * temp_bytes(100)  # 1,000x the saves, the same memory
@@ -217,7 +217,7 @@ def test_running_moments_keep_float32_precision(key):
     zero = jnp.zeros(1)
     acc = {"count": jnp.zeros((), jnp.int32), "mean": zero, "mean_c": zero,
            "m2": jnp.zeros((1, 1)), "m2_c": jnp.zeros((1, 1))}  # fmt: skip
-    fold = lambda acc, z: (_simulate._accumulate(acc, {"z": z}, jnp.bool_(True)), None)
+    fold = lambda acc, z: (_integrate._accumulate(acc, {"z": z}, jnp.bool_(True)), None)
     acc, _ = jax.jit(lambda acc, zs: jax.lax.scan(fold, acc, zs))(acc, samples)
     reference = np.asarray(samples, dtype=np.float64)[:, 0]
     assert int(acc["count"]) == 10_000_000  # a float32 count stops at 2^24
@@ -423,7 +423,7 @@ def test_bad_initial_states(key):
 
 
 def test_no_recompilation(key):
-    cached = getattr(ddm._simulate._ensemble, "_cached", None)
+    cached = getattr(ddm._integrate._ensemble, "_cached", None)
     if cached is None or not hasattr(cached, "_cache_size"):
         pytest.skip("the jit cache of _ensemble is not inspectable in this JAX/equinox")
     target = ddm.make_target("vdp")
