@@ -10,6 +10,7 @@ command line (the `_cli` package).
 from ._fidelity import (
     FidelityReport as FidelityReport,
     fidelity_report as fidelity_report,
+    increment_covariance as increment_covariance,
     limit_cycle as limit_cycle,
     lyapunov_exponent as lyapunov_exponent,
     moment_errors as moment_errors,

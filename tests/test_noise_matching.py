@@ -90,3 +90,16 @@ def test_network_increments_have_the_target_covariance(fitted):
         expected = g @ g.T
         se = np.sqrt((expected**2 + np.outer(np.diag(expected), np.diag(expected))) / draws)
         np.testing.assert_array_less(np.abs(emp - expected), 4 * se + 1e-6)
+
+
+def test_increment_covariance_of_an_additive_network_is_g_gt():
+    """`increment_covariance` against the exact 0.09 I of VDP's additive noise (4 SE)."""
+    target = ddm.make_target("vdp")
+    model = ddm.init_network(target, 32, key=jr.key(0))
+    zs = jnp.array([[0.0, 0.0], [2.0, -1.0], [-1.0, 3.0]])
+    draws = 8192
+    emp = np.asarray(ddm.increment_covariance(model, zs, key=jr.key(1), draws=draws))
+    expected = 0.09 * np.eye(2)
+    se = np.sqrt((expected**2 + np.outer(np.diag(expected), np.diag(expected))) / draws)
+    assert emp.shape == (3, 2, 2)
+    np.testing.assert_array_less(np.abs(emp - expected), np.broadcast_to(4 * se, emp.shape))
