@@ -14,6 +14,12 @@ from ._fidelity import (
     moment_errors as moment_errors,
     sliced_wasserstein as sliced_wasserstein,
 )
+from ._inputs import (
+    Schedule as Schedule,
+    cue as cue,
+    pulse as pulse,
+    pulses as pulses,
+)
 from ._integrate import SOLVERS as SOLVERS
 from ._io import (
     CorruptFileError as CorruptFileError,
