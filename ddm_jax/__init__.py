@@ -48,6 +48,18 @@ from ._matching import (
     run_training as run_training,
     sample_box as sample_box,
 )
+from ._memory import (
+    Curve as Curve,
+    Cycling as Cycling,
+    boltzmann_occupancy as boltzmann_occupancy,
+    cycling as cycling,
+    exact_epr as exact_epr,
+    memory_experiments as memory_experiments,
+    preferred_direction as preferred_direction,
+    recall as recall,
+    sample_epr as sample_epr,
+    switching as switching,
+)
 from ._network import (
     LowRankRNN as LowRankRNN,
     init_network as init_network,
@@ -63,6 +75,11 @@ from ._plotting import (
     plot_residual as plot_residual,
     plot_trajectories as plot_trajectories,
     save_figure as save_figure,
+)
+from ._plotting_memory import (
+    plot_curves as plot_curves,
+    plot_cycling as plot_cycling,
+    plot_occupancy as plot_occupancy,
 )
 from ._run_outputs import (
     evaluate_run as evaluate_run,
@@ -101,6 +118,17 @@ from ._targets import (
 from ._training_runs import (
     TrainProgress as TrainProgress,
     train_run as train_run,
+)
+from ._wells import (
+    WELLS_FAMILY as WELLS_FAMILY,
+    Hops as Hops,
+    count_hops as count_hops,
+    dwell_times as dwell_times,
+    first_passage_times as first_passage_times,
+    well_geometry as well_geometry,
+    well_labels as well_labels,
+    well_occupancy as well_occupancy,
+    wilson_interval as wilson_interval,
 )
 
 __version__ = "0.1.0"
