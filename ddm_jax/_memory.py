@@ -187,7 +187,7 @@ def _grid(target: Target, points: int = 201):
 
 
 def boltzmann_occupancy(target: Target) -> np.ndarray:
-    """Mass of ``exp(-U/T)`` in each well's angular sector (quadrature on a 201^2 grid, spacing 0.025)."""
+    """Mass of ``exp(-U/T)`` in each well's angular sector (quadrature, 201^2 grid)."""
     zs, p, _ = _grid(target)
     centres, _ = well_geometry(target)
     angle = lambda v: jnp.arctan2(v[..., 1], v[..., 0])
