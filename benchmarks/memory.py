@@ -147,8 +147,7 @@ def plot(data: dict, path) -> None:
                                      title=name))  # fmt: skip
     names = ["switching", "recall", "cycling_wells", "rotating_wells"]
     for fig, name in zip(figs, names, strict=True):
-        fig.savefig(RESULTS / f"{result_name('memory')}-{name}.png", dpi=110)
-        plt.close(fig)
+        ddm.save_figure(fig, RESULTS / f"{result_name('memory')}-{name}.png")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, name in zip(axes, ("switching", "recall"), strict=True):
         for side, colour in (("target", "black"), ("network", "tab:orange")):

@@ -60,6 +60,10 @@ from ._memory import (
     sample_epr as sample_epr,
     switching as switching,
 )
+from ._memory_run import (
+    MEMORY_FIGURES as MEMORY_FIGURES,
+    memory_run as memory_run,
+)
 from ._network import (
     LowRankRNN as LowRankRNN,
     init_network as init_network,

@@ -1,13 +1,14 @@
 """Figures of the memory experiments (matplotlib only here; the experiments are in `_memory`).
 
 Each function takes the plain results (`Curve`, `Cycling`, or their JSON dicts from
-`memory_experiments`) and returns a matplotlib Figure; `save_figure` writes it.
+`memory_experiments`) and returns a `matplotlib.figure.Figure` built without pyplot, like
+`_plotting`; `save_figure` writes it.
 """
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 COLOURS = {"target": "black", "network": "tab:orange"}
 
@@ -26,7 +27,8 @@ def plot_curves(curves: Mapping, *, xlabel: str, ylabel: str, title: str = "", c
         title: figure title.
         chance: draw a dashed line at this probability (e.g. 1/K).
     """
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.subplots()
     for offset, (side, curve) in zip((-0.01, 0.01), curves.items(), strict=False):
         x, p = _get(curve, "x"), _get(curve, "probability")
         err = np.stack([p - _get(curve, "low"), _get(curve, "high") - p])
@@ -36,7 +38,6 @@ def plot_curves(curves: Mapping, *, xlabel: str, ylabel: str, title: str = "", c
         ax.axhline(chance, color="grey", lw=0.8, ls="--", label="chance")
     ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(-0.02, 1.02), title=title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -47,7 +48,8 @@ def plot_cycling(rows: Sequence[Mapping], *, title: str = ""):
         rows: dicts with ``alpha`` and ``target`` / ``network`` `Cycling` results (as dicts).
         title: figure title.
     """
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    fig = Figure(figsize=(14, 3.4), layout="constrained")
+    axes = fig.subplots(1, 4)
     alphas = np.array([r["alpha"] for r in rows])
     for side in ("target", "network"):
         sel = [r[side] for r in rows if r.get(side) is not None]
@@ -76,7 +78,6 @@ def plot_cycling(rows: Sequence[Mapping], *, title: str = ""):
         ax.legend(fontsize=8)
     axes[0].axhline(0.5, color="grey", lw=0.8, ls="--")
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -90,7 +91,8 @@ def plot_occupancy(cycling, *, title: str = ""):
     sides = cycling if isinstance(cycling, Mapping) and "target" in cycling else {"": cycling}
     first = next(iter(sides.values()))
     wells = np.arange(len(_get(first, "boltzmann")))
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig = Figure(figsize=(4.5, 3.2), layout="constrained")
+    ax = fig.subplots()
     width = 0.8 / (len(sides) + 1)
     ax.bar(wells, _get(first, "boltzmann"), width, label="exp(-U/T)", color="lightgrey")
     for i, (side, c) in enumerate(sides.items(), start=1):
@@ -98,5 +100,4 @@ def plot_occupancy(cycling, *, title: str = ""):
                color=COLOURS.get(side))  # fmt: skip
     ax.set(xlabel="well", ylabel="share of time", title=title, xticks=wells)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return fig

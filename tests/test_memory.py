@@ -1,7 +1,5 @@
 """Memory on the ring of wells: labels, hops, first passage, EPR and small experiments."""
 
-import json
-
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -144,16 +142,6 @@ def test_cycling_small():
     assert result.hop_rate > 0
     assert result.epr > 0
     assert result.epr_exact is None
-
-
-def test_memory_experiments_is_json():
-    sizes = dict(trials=4, amplitudes=(0.0, 1.0), strengths=(0.0, 1.0), trajectories=8, t1=4.0)
-    out = ddm.memory_experiments(ddm.make_target("wells"), None, key=jr.key(4), burn_in=1.0,
-                                 **sizes)  # fmt: skip
-    assert set(out) == {"switching", "recall", "cycling"}
-    assert set(out["cycling"]) == {"target"}
-    assert out["switching"]["target"]["trials"] == 4
-    json.dumps(out)
 
 
 def test_experiment_errors(key):
