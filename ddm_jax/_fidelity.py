@@ -13,8 +13,9 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._custom_types import Key
-from ._matching import attractor_points, diffusion_error, drift_error, sample_box
+from ._losses import diffusion_error, drift_error
 from ._network import LowRankRNN
+from ._sampling import attractor_points, sample_box
 from ._simulate import Run, simulate_network, simulate_target
 from ._targets import Target
 
