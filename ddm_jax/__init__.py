@@ -61,10 +61,6 @@ from ._memory import (
     sample_epr as sample_epr,
     switching as switching,
 )
-from ._memory_run import (
-    MEMORY_FIGURES as MEMORY_FIGURES,
-    memory_run as memory_run,
-)
 from ._network import (
     LowRankRNN as LowRankRNN,
     init_network as init_network,
@@ -87,6 +83,7 @@ from ._plotting_memory import (
     plot_occupancy as plot_occupancy,
 )
 from ._runs import (
+    MEMORY_FIGURES as MEMORY_FIGURES,
     RunError as RunError,
     TrainedRun as TrainedRun,
     TrainProgress as TrainProgress,
@@ -95,6 +92,7 @@ from ._runs import (
     export_run as export_run,
     load_run as load_run,
     load_target as load_target,
+    memory_run as memory_run,
     moments_run as moments_run,
     read_checkpoint_header as read_checkpoint_header,
     residual_trace as residual_trace,

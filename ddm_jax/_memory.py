@@ -155,7 +155,10 @@ class Cycling(NamedTuple):
         boltzmann: ``(K,)`` mass of ``exp(-U/T)`` in each well's angular sector.
         epr: entropy production rate ``E_p[f^T D^-1 f + div f]`` over the stationary samples
             of the run (SPEC section 7, constant ``D = T I``), and its standard error
-            ``epr_se`` over trajectories.
+            ``epr_se`` over trajectories. A direct estimate: it weighs the sampled density by
+            ``|f|^2 / T``, so the O(dt) error of the Euler-Maruyama stationary density shows;
+            on ``cycling_wells`` alpha = 3 (400 x 40 time units) it gave 89.2, 84.3 and 83.1
+            at dt = 0.005, 0.002 and 0.001 against the exact 81.4 (+- 0.5).
         epr_exact: for ``-(I + alpha J) grad U``: ``alpha^2 / T E_p |grad U|^2`` with
             ``p ~ exp(-U/T)``, by quadrature; None otherwise.
     """

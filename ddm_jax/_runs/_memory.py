@@ -1,4 +1,4 @@
-"""`memory_run`: the memory experiments of a trained wells-family run folder.
+"""``ddm-jax memory``: the memory experiments of a trained wells-family run folder.
 
 Writes ``memory.json`` and ``figures/memory_*.png`` into the run folder. Every argument and
 the run itself (finished, a target of the wells family) are checked before anything is
@@ -13,32 +13,28 @@ import jax.random as jr
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from ._io import atomic_write_bytes, atomic_write_json
-from ._memory import memory_experiments
-from ._plotting_memory import plot_curves, plot_occupancy
-from ._runs import RunError, load_run
-from ._wells import WELLS_FAMILY, well_geometry
+from .._io import atomic_write_bytes, atomic_write_json
+from .._memory import memory_experiments
+from .._plotting_memory import plot_curves, plot_occupancy
+from .._wells import WELLS_FAMILY, well_geometry
+from ._folder import RunError, check_count, check_finite
+from ._loading import load_run
 
 MEMORY_FIGURES = ("memory_switching", "memory_recall", "memory_occupancy")
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"Expected {name} to be a positive integer; got {value!r}.")
-
-
 def _check_settings(trials, trajectories, time, burn_in, dt, seed) -> None:
-    _positive_int("trials", trials)
-    _positive_int("trajectories", trajectories)
+    check_count("trials", trials, 1)
+    check_count("trajectories", trajectories, 1)
+    check_count("seed", seed, 0)
     for name, value in {"time": time, "burn_in": burn_in, "dt": dt}.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-            raise ValueError(f"Expected a finite number for {name}; got {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+            raise ValueError(f"Expected a number for {name}; got {value!r}.")
+        check_finite(name, value)
     if not (dt > 0 and 0 <= burn_in < time):
         raise ValueError(
             f"Expected dt > 0 and 0 <= burn_in < time; got dt={dt}, burn_in={burn_in}, time={time}."
         )
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"Expected a non-negative integer seed; got {seed!r}.")
 
 
 def _png(fig) -> bytes:
