@@ -249,10 +249,11 @@ def cycling(
     ``trajectories`` start spread evenly over the wells (trajectory i at well ``i mod K``)
     and run ``t1`` time units without input; labels use saves every ``save_dt`` and
     statistics count from ``burn_in`` on. The ensemble is simulated in batches of ``chunk``
-    trajectories (memory; the key of trajectory i does not depend on the chunking only when
-    ``chunk`` divides evenly). The EPR is the sample estimator of SPEC section 7 on states
-    every ``epr_every`` time units after the burn-in, with the drift of ``model`` when given
-    (its read-out drift) and the target's otherwise.
+    trajectories, to bound memory; each batch has its own key, so the noise of a trajectory
+    depends on ``chunk`` (target and network with the same settings share it). The EPR is
+    the sample estimator of SPEC section 7 on states every ``epr_every`` time units after the
+    burn-in, with the drift of ``model`` when given (its read-out drift) and the target's
+    otherwise.
     """
     _check_protocol(trajectories, dt, t1=t1, burn_in=burn_in, save_dt=save_dt)
     if not 0 <= burn_in < t1:
