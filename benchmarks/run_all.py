@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
-SCRIPTS = ["throughput", "training", "fidelity", "compare_torchsde"]
+SCRIPTS = ["throughput", "training", "fidelity", "compare_torchsde", "memory"]
 PLATFORMS = {"": "CPU", "-gpu": "GPU"}
 
 
@@ -98,6 +98,8 @@ def main() -> None:
                 args += ["--seeds", "3"]
             elif full and name in ("throughput", "training"):
                 args.append("--full")
+            elif not full and name == "memory":
+                args.append("--quick")
             print(f"== {name}", flush=True)
             subprocess.run(args, check=True)
     collect()

@@ -16,6 +16,12 @@ from ._fidelity import (
     moment_errors as moment_errors,
     sliced_wasserstein as sliced_wasserstein,
 )
+from ._inputs import (
+    Schedule as Schedule,
+    cue as cue,
+    pulse as pulse,
+    pulses as pulses,
+)
 from ._integrate import SOLVERS as SOLVERS
 from ._io import (
     CorruptFileError as CorruptFileError,
@@ -44,6 +50,18 @@ from ._matching import (
     init_train_state as init_train_state,
     run_training as run_training,
 )
+from ._memory import (
+    Curve as Curve,
+    Cycling as Cycling,
+    boltzmann_occupancy as boltzmann_occupancy,
+    cycling as cycling,
+    exact_epr as exact_epr,
+    memory_experiments as memory_experiments,
+    preferred_direction as preferred_direction,
+    recall as recall,
+    sample_epr as sample_epr,
+    switching as switching,
+)
 from ._network import (
     LowRankRNN as LowRankRNN,
     init_network as init_network,
@@ -60,7 +78,13 @@ from ._plotting import (
     plot_trajectories as plot_trajectories,
     save_figure as save_figure,
 )
+from ._plotting_memory import (
+    plot_curves as plot_curves,
+    plot_cycling as plot_cycling,
+    plot_occupancy as plot_occupancy,
+)
 from ._runs import (
+    MEMORY_FIGURES as MEMORY_FIGURES,
     RunError as RunError,
     TrainedRun as TrainedRun,
     TrainProgress as TrainProgress,
@@ -69,6 +93,7 @@ from ._runs import (
     export_run as export_run,
     load_run as load_run,
     load_target as load_target,
+    memory_run as memory_run,
     moments_run as moments_run,
     read_checkpoint_header as read_checkpoint_header,
     residual_trace as residual_trace,
@@ -98,6 +123,17 @@ from ._systems import (
 from ._targets import (
     Target as Target,
     from_callables as from_callables,
+)
+from ._wells import (
+    WELLS_FAMILY as WELLS_FAMILY,
+    Hops as Hops,
+    count_hops as count_hops,
+    dwell_times as dwell_times,
+    first_passage_times as first_passage_times,
+    well_geometry as well_geometry,
+    well_labels as well_labels,
+    well_occupancy as well_occupancy,
+    wilson_interval as wilson_interval,
 )
 
 __version__ = "0.1.0"

@@ -33,7 +33,8 @@ class SDE(eqx.Module):
     """A fixed-step SDE problem ``dy = prod(p, vf(p, y), (dt, dW))``, linear in ``(dt, dW)``.
 
     ``vf(p, y)`` evaluates whatever the drift and diffusion need at ``y`` and
-    ``prod(p, vf, (dt, dw))`` forms ``f dt + G dw`` from it. Keeping the two in one term lets
+    ``prod(p, vf, (dt, dw))`` forms ``f dt + G dw`` from it (``prod(p, vf, (dt, dw, u))``
+    adds a latent input, ``u dt`` in target coordinates). Keeping the two in one term lets
     the network form its increment with a single product by Gamma,
     ``(dt (b - x) + Gamma (dt W_s phi(x) + Ghat dw)) / tau``, instead of one for the drift and
     one for the noise (measured 1.6x faster at n = 1024, B = 64). The functions are
@@ -50,25 +51,29 @@ class SDE(eqx.Module):
 
 
 class _Term(dfx.AbstractTerm):
-    """The whole SDE as one diffrax term; its control is ``(dt, dW)``.
+    """The whole SDE as one diffrax term; its control is ``(dt, dW)``, or ``(dt, dW, u)``.
 
     The scan path serves this step's increment ``dw`` and the exact step ``dt``: the SDEs are
     autonomous, so no time is carried and no float32 rounding of ``t + dt - t`` (2% at
     t = 600) creeps into long runs. ``diffeqsolve`` serves ``path`` and its own ``t1 - t0``.
+    With a latent ``input`` u(t) the control also carries u at the step's midpoint (the only
+    place where time enters), and ``prod`` adds it to the drift.
     """
 
     sde: SDE
     dw: PyTree = None
     dt: float | None = eqx.field(static=True, default=None)
     path: "_Increments | None" = None
+    input: Callable | None = None
 
     def vf(self, t, y, args):
         return self.sde.vf(self.sde.params, y)
 
     def contr(self, t0, t1, **kwargs):
-        if self.path is None:
-            return self.dt, self.dw
-        return t1 - t0, self.path.evaluate(t0, t1)
+        dt, dw = (self.dt, self.dw) if self.path is None else (t1 - t0, self.path.evaluate(t0, t1))
+        if self.input is None:
+            return dt, dw
+        return dt, dw, self.input(t0 + 0.5 * dt)  # held over the step at its midpoint value
 
     def prod(self, vf, control):
         return self.sde.prod(self.sde.params, vf, control)
@@ -155,13 +160,17 @@ def _accumulate(acc: dict, obs: dict, use) -> dict:
     return out
 
 
-def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method, stream):
+def _integrate(
+    sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method, stream, u=None
+):
     """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0.
 
     The increments of save interval i, block j (of `BLOCK` steps, the last one shorter) come
     from ``fold_in(fold_in(key, i), j)``: the same numbers on both methods, and memory that
     grows with the saved states only. With ``stream = s`` nothing is stored: the observations
     from save s on are folded into running moments (`_accumulate`), and memory is constant.
+    With an input ``u(t)`` the scan also carries the integer step index (the time is
+    ``index * dt``); without one nothing about time is carried, as before.
     """
     observe = lambda y: sde.observe(sde.params, y)
 
@@ -171,7 +180,7 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
             lambda i: _interval_draws(jr.fold_in(key, i), sde.noise_shape, save_every, dt, y0.dtype)
         )(jnp.arange(num_saves))
         dws = jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), chunks)
-        term = _Term(sde, path=_Increments(dws, dt, 0.0, steps * dt))
+        term = _Term(sde, path=_Increments(dws, dt, 0.0, steps * dt), input=u)
         ts = dt * save_every * jnp.arange(num_saves + 1)
         sol = dfx.diffeqsolve(
             term, solver, 0.0, steps * dt, dt, y0, saveat=dfx.SaveAt(ts=ts),
@@ -183,19 +192,28 @@ def _integrate(sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, met
         y1, _, _, _, _ = solver.step(_Term(sde, dw, dt), 0.0, dt, y, None, None, False)
         return y1, None
 
-    def one_block(y, key, size):
+    def one_step_input(y, step):
+        dw, index = step
+        t = index.astype(y0.dtype) * dt
+        y1, _, _, _, _ = solver.step(_Term(sde, dw, dt, input=u), t, t + dt, y, None, None, False)
+        return y1, None
+
+    def one_block(y, key, size, first):
         dws = _draw(key, sde.noise_shape, size, dt, y0.dtype)
-        return jax.lax.scan(one_step, y, dws)[0]
+        if u is None:
+            return jax.lax.scan(one_step, y, dws)[0]
+        return jax.lax.scan(one_step_input, y, (dws, first + jnp.arange(size)))[0]
 
     def one_save(carry, i):
         y, acc = carry
         key_i = jr.fold_in(key, i)
         full, rest = divmod(save_every, BLOCK)  # the plan of _interval_draws
         if full:
-            block = lambda y, j: (one_block(y, jr.fold_in(key_i, j), BLOCK), None)
+            first = lambda j: i * save_every + j * BLOCK
+            block = lambda y, j: (one_block(y, jr.fold_in(key_i, j), BLOCK, first(j)), None)
             y, _ = jax.lax.scan(block, y, jnp.arange(full))
         if rest:
-            y = one_block(y, jr.fold_in(key_i, full), rest)
+            y = one_block(y, jr.fold_in(key_i, full), rest, i * save_every + full * BLOCK)
         if stream is None:
             return (y, acc), observe(y)
         return (y, _accumulate(acc, observe(y), i + 1 >= stream)), None
@@ -247,12 +265,18 @@ def shard_batch(tree: PyTree) -> PyTree:
 
 
 @eqx.filter_jit
-def _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver, method, stream=None):
-    run = lambda y0, key: _integrate(
+def _ensemble(
+    sde, y0s, keys, dt, num_saves, save_every, solver, method, stream=None, u=None,
+    u_batched=False,
+):  # fmt: skip
+    """Every trajectory of an ensemble; ``u`` is shared, or per trajectory (``u_batched``)."""
+    run = lambda y0, key, u: _integrate(
         sde, y0, key, dt=dt, num_saves=num_saves, save_every=save_every, solver=solver,
-        method=method, stream=stream,
+        method=method, stream=stream, u=u,
     )  # fmt: skip
-    return jax.vmap(run)(y0s, keys)
+    if u_batched:
+        return eqx.filter_vmap(run)(y0s, keys, u)
+    return jax.vmap(lambda y0, key: run(y0, key, u))(y0s, keys)
 
 
 def _check_grid(t1: float, dt: float, save_dt: float | None) -> tuple[float, int, int]:

@@ -15,6 +15,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._custom_types import Key, LatentStates
+from ._inputs import Input, Schedule, check_input
 from ._integrate import SDE, _check_grid, _ensemble, _shards, _solver, shard_batch
 from ._network import LowRankRNN
 from ._targets import Target
@@ -82,16 +83,22 @@ def _target_vf(target: Target, z):
 
 
 def _target_prod(target: Target, vf, control):
-    (f, g), (dt, dw) = vf, control
-    return f * dt + g @ dw
+    (f, g), (dt, dw, *u) = vf, control
+    out = f * dt + g @ dw
+    return out + u[0] * dt if u else out
 
 
 def _target_observe(params, y):
     return {"z": y}
 
 
-def _problem(system: Target | LowRankRNN, z0s, key: Key, solver: str, keep_neurons=False):
-    """The `SDE`, initial states and keys (sharded), solver and name of an ensemble."""
+def _problem(
+    system: Target | LowRankRNN, z0s, key: Key, solver: str, keep_neurons=False, inputs=None
+):
+    """The `SDE`, initial states and keys (sharded), solver, name and input of an ensemble.
+
+    The input comes back as ``{"u": u, "u_batched": bool}`` for `_ensemble` (empty without).
+    """
     if isinstance(system, LowRankRNN):
         name = "network"
         z0s = _initial_states(z0s, system.k, "the network")
@@ -105,8 +112,15 @@ def _problem(system: Target | LowRankRNN, z0s, key: Key, solver: str, keep_neuro
     else:
         raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
     solver_ = _solver(solver, additive)
-    y0s, keys = shard_batch((y0s, jr.split(key, z0s.shape[0])))
-    return sde, y0s, keys, solver_, name
+    if inputs is None:
+        y0s, keys = shard_batch((y0s, jr.split(key, z0s.shape[0])))
+        return sde, y0s, keys, solver_, name, {}
+    batched = check_input(inputs, z0s.shape[1], z0s.shape[0])
+    if batched:
+        y0s, keys, inputs = shard_batch((y0s, jr.split(key, z0s.shape[0]), inputs))
+    else:
+        y0s, keys = shard_batch((y0s, jr.split(key, z0s.shape[0])))
+    return sde, y0s, keys, solver_, name, {"u": inputs, "u_batched": batched}
 
 
 def simulate_target(
@@ -120,8 +134,12 @@ def simulate_target(
     solver: str = "euler",
     method: str = "scan",
     check: bool = True,
+    inputs: Schedule | Input | None = None,
 ) -> Run:
     """Simulate an ensemble of the target SDE from the initial states ``z0s``.
+
+    With ``inputs`` the SDE is ``dz = (f(z) + u(t)) dt + G dB``; u is held over each step at
+    its midpoint value (see `Schedule`).
 
     Args:
         target: the target.
@@ -133,10 +151,12 @@ def simulate_target(
         solver: one of `SOLVERS` (Euler-Maruyama by default).
         method: ``"scan"`` (fast) or ``"diffeqsolve"``.
         check: raise `SimulationDiverged` on non-finite states.
+        inputs: a latent input: a `Schedule` (per trajectory when it has a batch axis of B)
+            or a pure function ``u(t) -> (k,)`` shared by all trajectories; None for none.
     """
     dt, num_saves, save_every = _check_grid(t1, dt, save_dt)
-    sde, z0s, keys, solver_, name = _problem(target, z0s, key, solver)
-    zs = _ensemble(sde, z0s, keys, dt, num_saves, save_every, solver_, method)["z"]
+    sde, z0s, keys, solver_, name, u = _problem(target, z0s, key, solver, inputs=inputs)
+    zs = _ensemble(sde, z0s, keys, dt, num_saves, save_every, solver_, method, **u)["z"]
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:
         _check_finite_run(zs, ts, name)
@@ -155,9 +175,11 @@ def _net_vf(p: _NetworkParams, x):
 
 
 def _net_prod(p: _NetworkParams, vf, control):
-    (x, rec, ghat), (dt, dw) = vf, control
+    (x, rec, ghat), (dt, dw, *u) = vf, control
     m = p.model
     c = dt * rec + ghat @ dw["latent"]
+    if u:  # B_in u = Gamma S^-1 tau u, so the read-out moves by u dt
+        c = c + (dt * m.tau / m.scale) * u[0]
     out = dt * (m.b - x)
     if p.columns is None:
         out = out + m.Gamma @ c
@@ -229,8 +251,12 @@ def simulate_network(
     method: str = "scan",
     keep_neurons: bool = False,
     check: bool = True,
+    inputs: Schedule | Input | None = None,
 ) -> Run:
     """Simulate an ensemble of the full n-neuron network SDE.
+
+    A latent input u(t) (target coordinates) enters through ``B_in = Gamma S^-1``, so on the
+    manifold the read-out obeys ``dz = (f_net(z) + u(t)) dt + ...`` like the target.
 
     Each trajectory starts on the manifold at ``x0 = E z0 + e``. The cost per step is O(n k)
     (plus O(n) with private noise); the n x n matrix is never formed.
@@ -246,6 +272,7 @@ def simulate_network(
         method: ``"scan"`` (fast) or ``"diffeqsolve"``.
         keep_neurons: also return the ``(B, T, n)`` neuron states (memory!).
         check: raise `SimulationDiverged` on non-finite states.
+        inputs: a latent input, as for `simulate_target`.
 
     Returns:
         A `Run` with the read-out ``zs``, optionally ``xs``, and the off-subspace residuals.
@@ -254,8 +281,10 @@ def simulate_network(
         removes off-manifold error at rate ``1 / tau``.
     """
     dt, num_saves, save_every = _check_grid(t1, dt, save_dt)
-    sde, x0s, keys, solver_, name = _problem(model, z0s, key, solver, keep_neurons=keep_neurons)
-    obs = _ensemble(sde, x0s, keys, dt, num_saves, save_every, solver_, method)
+    sde, x0s, keys, solver_, name, u = _problem(
+        model, z0s, key, solver, keep_neurons=keep_neurons, inputs=inputs
+    )
+    obs = _ensemble(sde, x0s, keys, dt, num_saves, save_every, solver_, method, **u)
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:
         _check_finite_run(obs["z"], ts, name)
@@ -299,6 +328,7 @@ def stationary_moments(
     dt: float = 1e-3,
     save_dt: float | None = None,
     solver: str = "euler",
+    inputs: Schedule | Input | None = None,
 ) -> Moments:
     """Mean and covariance of a long simulation, in memory that does not grow with ``t1``.
 
@@ -307,6 +337,7 @@ def stationary_moments(
     a per-trajectory running mean and co-moment (Welford), and the trajectories' moments are
     combined exactly (Chan et al.). Use it for long runs, where the stored states would not
     fit; the samples of `simulate_*` are needed for distances between distributions.
+    ``inputs`` as for `simulate_target`.
 
     Raises:
         SimulationDiverged: if the moments are not finite.
@@ -318,14 +349,14 @@ def stationary_moments(
             f"Expected 0 <= burn_in <= {last:g} (the last save); got burn_in={burn_in}."
         )
     stream = min(int(np.ceil(burn_in / (dt * save_every) - 1e-9)), num_saves)
-    sde, y0s, keys, solver_, name = _problem(system, z0s, key, solver)
+    sde, y0s, keys, solver_, name, u = _problem(system, z0s, key, solver, inputs=inputs)
     if y0s.shape[0] * (num_saves + 1 - stream) < 2:
         raise ValueError(
             "Expected at least 2 states after burn_in for a covariance; got "
             f"{y0s.shape[0]} trajectory x {num_saves + 1 - stream} save."
         )
     stream = jnp.asarray(stream)  # traced: another burn_in compiles nothing new
-    acc = _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream)
+    acc = _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream, **u)
     acc = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), acc)
     acc["mean"], acc["m2"] = acc["mean"] - acc["mean_c"], acc["m2"] - acc["m2_c"]
     count = acc["count"].sum()

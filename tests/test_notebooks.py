@@ -9,6 +9,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 # what each notebook must print (a sign it reached its point, not just that it ran)
 PRINTS = {
+    "memory.ipynb": "preferred-direction fraction",  # the cycling experiment
     "quickstart.ipynb": "sliced Wasserstein / spread",  # the fidelity table
     "custom_target.ipynb": "noise read-out covariance error",
     "chaotic_attractors.ipynb": "4th / 1st =",

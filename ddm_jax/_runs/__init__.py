@@ -13,7 +13,8 @@ exactly what the shell does. One module per command, over shared folder mechanic
 - ``_train``: `train_run` (``ddm-jax train``);
 - ``_simulate``: `simulate_run`, `moments_run` (``ddm-jax simulate``, ``ddm-jax moments``);
 - ``_evaluate``: `evaluate_run` (``ddm-jax evaluate``);
-- ``_export``: `export_run` (``ddm-jax export``).
+- ``_export``: `export_run` (``ddm-jax export``);
+- ``_memory``: `memory_run` (``ddm-jax memory``, wells-family runs).
 
 A run folder is self-describing:
 
@@ -25,7 +26,8 @@ A run folder is self-describing:
 - ``losses.npz``, ``training.json``: loss per step, wall time and final errors;
 - ``simulation.npz``: written by `simulate_run`; ``moments.json`` by `moments_run`;
 - ``metrics.json``, ``report.md``, ``figures/*.png``: written by `evaluate_run`;
-- ``weights.npz``: written by `export_run` (SPEC section 10).
+- ``weights.npz``: written by `export_run` (SPEC section 10);
+- ``memory.json``, ``figures/memory_*.png``: written by `memory_run`.
 
 Every command checks all its settings before it writes anything, so a failed start leaves
 the folder as it was, and every file is written atomically (temporary name, then rename), so
@@ -41,6 +43,7 @@ from ._loading import (
     default_run_folder as default_run_folder,
     load_run as load_run,
 )
+from ._memory import MEMORY_FIGURES as MEMORY_FIGURES, memory_run as memory_run
 from ._simulate import (
     moments_run as moments_run,
     residual_trace as residual_trace,
