@@ -26,15 +26,15 @@ class SimulationDiverged(ValueError):
 
 
 def _initial_states(z0s, k: int, name: str) -> Float[Array, "batch k"]:
-    z0s = jnp.asarray(z0s, dtype=jnp.result_type(float))
+    z0s = np.asarray(z0s, dtype=jnp.result_type(float))  # checked on the host, no dispatch
     if z0s.ndim not in (1, 2) or z0s.shape[-1] != k:
         raise ValueError(
             f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; got {z0s.shape}."
         )
     z0s = z0s.reshape(-1, k)
-    if not bool(jnp.all(jnp.isfinite(z0s))):
+    if not np.isfinite(z0s).all():
         raise ValueError(f"Expected finite initial states for {name}.")
-    return z0s
+    return jnp.asarray(z0s)
 
 
 def _check_finite_run(zs: Float[Array, "batch time k"], ts, name: str):
@@ -92,6 +92,19 @@ def _target_observe(params, y):
     return {"z": y}
 
 
+# One compiled call each instead of eager op-by-op dispatch (and a vmap traced anew every
+# call): the fixed cost of a short simulation is Python and dispatch, not arithmetic.
+_embed_all = jax.jit(lambda model, z0s: jax.vmap(model.embed)(z0s))
+_split = jax.jit(jr.split, static_argnums=1)
+_subspace = jax.jit(lambda gamma: (jnp.linalg.qr(gamma)[0], jnp.linalg.pinv(gamma), gamma.T))
+
+
+@jax.jit
+def _residuals(perp, dist2):
+    scale = jnp.sqrt(jnp.mean(dist2))
+    return jnp.stack([jnp.sqrt(jnp.mean(perp**2)) / scale, jnp.max(perp) / scale])
+
+
 def _problem(
     system: Target | LowRankRNN, z0s, key: Key, solver: str, keep_neurons=False, inputs=None
 ):
@@ -104,7 +117,7 @@ def _problem(
         z0s = _initial_states(z0s, system.k, "the network")
         per_device = z0s.shape[0] // _shards(z0s.shape[0])
         sde = network_sde(system, keep_neurons=keep_neurons, batch=per_device)
-        y0s, additive = jax.vmap(system.embed)(z0s), system.noise_readout is None
+        y0s, additive = _embed_all(system, z0s), system.noise_readout is None
     elif isinstance(system, Target):
         name = f"target {system.name!r}"
         z0s = _initial_states(z0s, system.dim, name)
@@ -112,14 +125,15 @@ def _problem(
     else:
         raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
     solver_ = _solver(solver, additive)
+    keys = _split(key, z0s.shape[0])
     if inputs is None:
-        y0s, keys = shard_batch((y0s, jr.split(key, z0s.shape[0])))
+        y0s, keys = shard_batch((y0s, keys))
         return sde, y0s, keys, solver_, name, {}
     batched = check_input(inputs, z0s.shape[1], z0s.shape[0])
     if batched:
-        y0s, keys, inputs = shard_batch((y0s, jr.split(key, z0s.shape[0]), inputs))
+        y0s, keys, inputs = shard_batch((y0s, keys, inputs))
     else:
-        y0s, keys = shard_batch((y0s, jr.split(key, z0s.shape[0])))
+        y0s, keys = shard_batch((y0s, keys))
     return sde, y0s, keys, solver_, name, {"u": inputs, "u_batched": batched}
 
 
@@ -226,10 +240,8 @@ def network_sde(model: LowRankRNN, *, keep_neurons: bool = False, batch: int = 1
     noise_shape = {"latent": (model.m,)}
     if float(model.private_noise) > 0:
         noise_shape["private"] = (model.n,)
-    columns = model.Gamma.T if _fused_update(model.n, batch) else None
-    params = _NetworkParams(
-        model, jnp.linalg.qr(model.Gamma)[0], jnp.linalg.pinv(model.Gamma), columns
-    )
+    basis, pinv, columns = _subspace(model.Gamma)
+    params = _NetworkParams(model, basis, pinv, columns if _fused_update(model.n, batch) else None)
     return SDE(
         params=params,
         vf=_net_vf,
@@ -288,14 +300,8 @@ def simulate_network(
     ts = np.arange(num_saves + 1) * dt * save_every
     if check:
         _check_finite_run(obs["z"], ts, name)
-    scale = jnp.sqrt(jnp.mean(obs["dist2"]))
-    return Run(
-        ts=ts,
-        zs=obs["z"],
-        xs=obs.get("x"),
-        residual=float(jnp.sqrt(jnp.mean(obs["perp"] ** 2)) / scale),
-        residual_max=float(jnp.max(obs["perp"]) / scale),
-    )
+    residual, residual_max = np.asarray(_residuals(obs["perp"], obs["dist2"])).tolist()
+    return Run(ts=ts, zs=obs["z"], xs=obs.get("x"), residual=residual, residual_max=residual_max)
 
 
 class Moments(NamedTuple):
