@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUN ?= runs/lorenz-512
 
-.PHONY: venv demo test lint bench bench-full clean
+.PHONY: venv demo test lint bench bench-full notebooks clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ddm_jax tests benchmarks
 	$(VENV)/bin/ruff format --check ddm_jax tests benchmarks
+
+notebooks: $(STAMP)
+	$(PY) notebooks/execute.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

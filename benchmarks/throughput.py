@@ -6,7 +6,10 @@ every path:
   default      `ddm.simulate_network(method="scan")`: diffrax `Euler.step` driven by `lax.scan`,
                increments drawn in blocks of 1024 steps (the library's default path);
   diffeqsolve  `ddm.simulate_network(method="diffeqsolve")`, same increments;
-  scan         a hand-written `lax.scan` Euler-Maruyama loop, noise drawn per step (baseline);
+  fused        the anchor: the loop a speed-minded user writes by hand, `x += dt (b - x) +
+               sum_j Gamma[:, j] c_j` with `c = dt W_s tanh(x) + Ghat dW` as k multiply-adds,
+               Brownian increments drawn 1,000 steps at a time, nothing saved;
+  scan         a naive hand-written `lax.scan` Euler-Maruyama loop, noise drawn per step;
   dense        the same hand-written loop with the n x n matrix W = Gamma W_s, run for fewer
                steps (at most 2e10 multiply-adds, at least 100 steps) and compared per step.
 Only the initial and final states are saved. Throughput is neuron-steps per second
@@ -30,7 +33,8 @@ from _results import plt, stamp, write_results
 import ddm_jax as ddm
 
 DT = 1e-3
-PATHS = ("default", "diffeqsolve", "scan", "dense")
+PATHS = ("default", "diffeqsolve", "fused", "scan", "dense")
+FUSED_BLOCK = 1000
 
 
 def baseline(dense: bool):
@@ -52,6 +56,59 @@ def baseline(dense: bool):
         return jax.vmap(one)(x0s, jr.split(key, x0s.shape[0]))
 
     return jax.jit(simulate, static_argnames="steps")
+
+
+def fused_kernel():
+    """The hand-written fused Euler-Maruyama kernel: k multiply-adds, blocked increments."""
+
+    def simulate(model, x0s, key, steps):
+        columns, k = model.Gamma.T, model.k
+
+        def block(x, key, length):
+            dws = jnp.sqrt(DT) * jr.normal(key, (length, model.m))
+
+            def step(x, dw):
+                c = DT * (model.W_s @ jnp.tanh(x)) + model.noise_const @ dw
+                inc = DT * (model.b - x)
+                for j in range(k):
+                    inc = inc + columns[j] * c[j]
+                return x + inc / model.tau, None
+
+            return jax.lax.scan(step, x, dws)[0]
+
+        def one(x0, key):
+            full, rest = divmod(steps, FUSED_BLOCK)
+            x = jax.lax.fori_loop(
+                0, full, lambda j, x: block(x, jr.fold_in(key, j), FUSED_BLOCK), x0
+            )
+            return block(x, jr.fold_in(key, full), rest) if rest else x
+
+        return jax.vmap(one)(x0s, jr.split(key, x0s.shape[0]))
+
+    return jax.jit(simulate, static_argnames="steps")
+
+
+def call_cost(n: int = 1024, steps: int = 10, repeats: int = 200) -> dict:
+    """Median wall time of one short call (``steps`` steps, B = 1): the fixed cost per call."""
+    target = ddm.make_target("lorenz")
+    model = ddm.init_network(target, n, key=jr.key(n))
+    fused = fused_kernel()
+    x0s = model.embed(target.z0)[None]
+    calls = {
+        "default": lambda: ddm.simulate_network(model, target.z0, key=jr.key(1),
+                                                t1=steps * DT, dt=DT, check=False).zs,
+        "fused": lambda: fused(model, x0s, jr.key(1), steps=steps),
+    }  # fmt: skip
+    out = {"n": n, "steps": steps}
+    for name, fn in calls.items():
+        jax.block_until_ready(fn())
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times.append(time.perf_counter() - start)
+        out[f"{name}_ms"] = 1e3 * float(np.median(times))
+    return out
 
 
 def timed(fn, repeats: int, budget: float = 5.0) -> tuple[float, float, float]:
@@ -79,10 +136,11 @@ def measure(n: int, batch: int, work: float, repeats: int, dense_limit: float) -
     x0s = jax.vmap(model.embed)(z0s)
     key = jr.key(1)
     sim = dict(key=key, t1=steps * DT, dt=DT, save_dt=steps * DT, check=False)
-    low_rank, dense = baseline(dense=False), baseline(dense=True)
+    low_rank, dense, fused = baseline(dense=False), baseline(dense=True), fused_kernel()
     paths = {
         "default": lambda: ddm.simulate_network(model, z0s, **sim).zs,
         "diffeqsolve": lambda: ddm.simulate_network(model, z0s, method="diffeqsolve", **sim).zs,
+        "fused": lambda: fused(model, x0s, key, steps=steps),
         "scan": lambda: low_rank(model, x0s, key, steps=steps),
     }
     # the dense path does n^2 B multiply-adds a step: fewer steps, at most dense_limit of them
@@ -99,8 +157,10 @@ def measure(n: int, batch: int, work: float, repeats: int, dense_limit: float) -
             "step_s": best / path_steps, "neuron_steps_per_s": n * batch * path_steps / best,
         })  # fmt: skip
     base = next(r["step_s"] for r in rows if r["path"] == "scan")
+    anchor = next(r["step_s"] for r in rows if r["path"] == "fused")
     for r in rows:
         r["ratio_to_scan"] = r["step_s"] / base
+        r["ratio_to_fused"] = r["step_s"] / anchor
     return rows
 
 
@@ -140,7 +200,11 @@ def summary(rows: list[dict]) -> dict:
         for (n, b, path), t in times.items()
         if path == "dense" and n == 1024
     }
+    over_fused = [r for r in rows if r["path"] == "default"]
+    worst = max(over_fused, key=lambda r: r["ratio_to_fused"])
     return {
+        "default_over_fused_worst": worst["ratio_to_fused"],
+        "default_over_fused_worst_cell": f"n = {worst['n']}, B = {worst['batch']}",
         "default_over_scan_worst_B1": worst_ratio("default", lambda b: b == 1),
         "default_over_scan_worst_B64up": worst_ratio("default", lambda b: b >= 64),
         "diffeqsolve_over_scan_worst": worst_ratio("diffeqsolve", lambda b: True),
@@ -158,8 +222,15 @@ def markdown(rows: list[dict], summ: dict) -> str:
         "the scan baseline"
         for b, d in summ["dense_speedup_n1024"].items()
     )
+    call = summ["call_10_steps"]
     lines = [
-        "Time of the default path over the hand-written scan (worst case, n <= 1024): "
+        "Time of the default path over the hand-written fused kernel (the anchor, target <= 1.1"
+        f" everywhere): worst {summ['default_over_fused_worst']:.2f} at "
+        f"{summ['default_over_fused_worst_cell']}. One call of {call['steps']} steps at "
+        f"n = {call['n']}, B = 1 (the fixed cost per call, target < 1 ms): default path "
+        f"{call['default_ms']:.2f} ms, fused kernel {call['fused_ms']:.2f} ms.",
+        "",
+        "Time of the default path over the naive hand-written scan (worst case, n <= 1024): "
         f"{num(summ['default_over_scan_worst_B1'])} at B = 1 (target < 2), "
         f"{num(summ['default_over_scan_worst_B64up'])} at B >= 64 (target < 1.25); "
         f"`diffeqsolve` {num(summ['diffeqsolve_over_scan_worst'])}.",
@@ -172,14 +243,15 @@ def markdown(rows: list[dict], summ: dict) -> str:
         "(only the saved states are kept).",
         "",
         "| n | B | steps | path | min (s) | median (s) | compile (s) | M neuron-steps/s "
-        "| time / scan |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| time / fused | time / scan |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['n']} | {r['batch']} | {r['steps']} | {r['path']} | {r['time_s']:.3f} "
             f"| {r['median_s']:.3f} | {r['compile_s']:.2f} "
-            f"| {r['neuron_steps_per_s'] / 1e6:.0f} | {r['ratio_to_scan']:.2f} |"
+            f"| {r['neuron_steps_per_s'] / 1e6:.0f} | {r['ratio_to_fused']:.2f} "
+            f"| {r['ratio_to_scan']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -220,10 +292,12 @@ def main() -> None:
             new = measure(n, batch, work, repeats=3, dense_limit=2e10)
             for r in new:
                 print(f"n={n:5d} B={batch:5d} {r['path']:12s} {r['time_s']:.3f} s "
-                      f"{r['neuron_steps_per_s'] / 1e6:8.0f} M/s  x{r['ratio_to_scan']:.2f}",
-                      flush=True)  # fmt: skip
+                      f"{r['neuron_steps_per_s'] / 1e6:8.0f} M/s  x{r['ratio_to_fused']:.2f} "
+                      f"of fused", flush=True)  # fmt: skip
             rows += new
     summ = summary(rows)
+    summ["call_10_steps"] = call_cost()
+    print(f"one call of 10 steps at n = 1024: {summ['call_10_steps']}", flush=True)
     largest = max(rows, key=lambda r: r["n"] * r["batch"])
     summ["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     summ["largest"] = f"n = {largest['n']}, B = {largest['batch']}"

@@ -1,9 +1,10 @@
 """ddm-jax: embed stochastic dynamical systems into low-rank RNNs by drift-diffusion matching.
 
 The pipeline, one private module each: targets (`_targets`, `_systems`) -> network
-(`_network`) -> simulation (`_integrate`, `_simulate`) -> matching (`_matching`) -> fidelity
-(`_fidelity`); then files (`_io`), figures (`_plotting`), run folders (`_runs`,
-`_training_runs`, `_run_outputs`) and the command line (`_cli`).
+(`_network`) -> simulation (`_integrate`, `_simulate`) -> matching (`_sampling`, `_losses`,
+`_matching`) -> fidelity (`_fidelity`); then files (`_io`), figures (`_plotting`), and the
+application on top: run folders (the `_runs` package, one module per command) and the
+command line (the `_cli` package).
 """
 
 from ._decompose import (
@@ -21,6 +22,7 @@ from ._decompose import (
 from ._fidelity import (
     FidelityReport as FidelityReport,
     fidelity_report as fidelity_report,
+    increment_covariance as increment_covariance,
     limit_cycle as limit_cycle,
     lyapunov_exponent as lyapunov_exponent,
     moment_errors as moment_errors,
@@ -55,21 +57,21 @@ from ._irreversibility import (
     potential_entropy_production as potential_entropy_production,
     reversible_split as reversible_split,
 )
-from ._matching import (
-    SAMPLERS as SAMPLERS,
-    FitResult as FitResult,
-    TrainConfig as TrainConfig,
-    TrainState as TrainState,
-    attractor_points as attractor_points,
+from ._losses import (
     diffusion_error as diffusion_error,
     diffusion_loss as diffusion_loss,
     drift_error as drift_error,
     drift_loss as drift_loss,
+)
+from ._matching import (
+    FitResult as FitResult,
+    TrainConfig as TrainConfig,
+    TrainState as TrainState,
     fit as fit,
+    fit_noise_readout as fit_noise_readout,
     fit_seeds as fit_seeds,
     init_train_state as init_train_state,
     run_training as run_training,
-    sample_box as sample_box,
 )
 from ._network import (
     LowRankRNN as LowRankRNN,
@@ -87,21 +89,26 @@ from ._plotting import (
     plot_trajectories as plot_trajectories,
     save_figure as save_figure,
 )
-from ._run_outputs import (
-    evaluate_run as evaluate_run,
-    export_run as export_run,
-    moments_run as moments_run,
-    residual_trace as residual_trace,
-    simulate_run as simulate_run,
-)
 from ._runs import (
     RunError as RunError,
     TrainedRun as TrainedRun,
+    TrainProgress as TrainProgress,
     default_run_folder as default_run_folder,
+    evaluate_run as evaluate_run,
+    export_run as export_run,
     load_run as load_run,
     load_target as load_target,
+    moments_run as moments_run,
     read_checkpoint_header as read_checkpoint_header,
+    residual_trace as residual_trace,
     run_status as run_status,
+    simulate_run as simulate_run,
+    train_run as train_run,
+)
+from ._sampling import (
+    SAMPLERS as SAMPLERS,
+    attractor_points as attractor_points,
+    sample_box as sample_box,
 )
 from ._simulate import (
     Moments as Moments,
@@ -130,10 +137,6 @@ from ._systems import (
 from ._targets import (
     Target as Target,
     from_callables as from_callables,
-)
-from ._training_runs import (
-    TrainProgress as TrainProgress,
-    train_run as train_run,
 )
 
 __version__ = "0.1.0"

@@ -13,8 +13,9 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._custom_types import Key
-from ._matching import attractor_points, diffusion_error, drift_error, sample_box
+from ._losses import diffusion_error, drift_error
 from ._network import LowRankRNN
+from ._sampling import attractor_points, sample_box
 from ._simulate import Run, simulate_network, simulate_target
 from ._targets import Target
 
@@ -220,6 +221,25 @@ def empirical_diffusion_error(
     var = jnp.outer(jnp.diag(true), jnp.diag(true)) + true**2  # Var of a Gaussian cov entry
     se = float(jnp.sqrt(jnp.sum(var) / r.shape[0]) / jnp.linalg.norm(true))
     return err, se
+
+
+def increment_covariance(
+    model: LowRankRNN, zs: Float[Array, "N k"], *, key: Key, dt: float = 1e-3, draws: int = 4096
+) -> Float[Array, "N k k"]:
+    """Covariance of one-step latent increments of the full network, per start state, over dt.
+
+    Each state z is embedded (``x = E z + e``), ``draws`` single Euler-Maruyama steps of the
+    n-neuron SDE are taken from it (`simulate_network`, so the noise goes through neuron space
+    and the read-out), and the sample covariance of the read-out increments divided by ``dt``
+    is returned. Compare it with ``G(z) G(z)^T`` (``2 D``): a check of the learned noise that
+    never uses the noise read-out's formula. Its standard error per entry is about
+    ``sqrt((C_ii C_jj + C_ij^2) / draws)``.
+    """
+    zs = jnp.asarray(zs)
+    run = simulate_network(model, jnp.repeat(zs, draws, axis=0), key=key, t1=dt, dt=dt)
+    dz = (run.zs[:, 1] - run.zs[:, 0]).reshape(zs.shape[0], draws, zs.shape[1])
+    dz = dz - dz.mean(axis=1, keepdims=True)
+    return jnp.einsum("nbi,nbj->nij", dz, dz) / ((draws - 1) * dt)
 
 
 def fidelity_report(

@@ -22,11 +22,10 @@ from jaxtyping import Array, Float, Int, Key as KeyArray
 
 from ._custom_types import Key
 from ._integrate import shard_batch
+from ._losses import diffusion_loss, drift_loss
 from ._network import LowRankRNN, init_network
-from ._simulate import simulate_target
+from ._sampling import SAMPLERS, attractor_points, batch_points, sample_box
 from ._targets import Target
-
-SAMPLERS = ("box", "attractor", "mixture")
 
 
 @typing.no_type_check  # validated by __post_init__ with specific messages
@@ -81,106 +80,6 @@ class TrainConfig:
         return asdict(self)
 
 
-# ---------------------------------------------------------------- sampling
-
-
-def sample_box(key: Key, target: Target, num: int, enlarge: float = 0.0) -> Float[Array, "num k"]:
-    """``num`` points uniform in the target's box, enlarged by ``enlarge`` on every side."""
-    half = target.scale * (1 + enlarge)
-    u = jr.uniform(key, (num, target.dim), minval=-1.0, maxval=1.0)
-    return target.centre + half * u
-
-
-def attractor_points(
-    target: Target,
-    *,
-    key: Key,
-    num: int = 65536,
-    trajectories: int = 64,
-    burn_in: float = 10.0,
-    dt: float = 1e-3,
-) -> Float[Array, "num k"]:
-    """``num`` points of the target's stationary regime, from simulated noisy trajectories.
-
-    Trajectories start uniformly in the target's box, run ``burn_in`` time units, then are
-    sampled every ``max(10 dt, 20 / per_trajectory)`` so that each covers at least 20 time
-    units, however few points are asked for.
-    """
-    k_init, k_sim, k_pick = jr.split(key, 3)
-    per_traj = -(-num // trajectories)
-    save_dt = dt * max(10, round(20 / (per_traj * dt)))
-    z0s = sample_box(k_init, target, trajectories)
-    run = simulate_target(
-        target, z0s, key=k_sim, t1=burn_in + per_traj * save_dt, dt=dt, save_dt=save_dt
-    )
-    first = int(round(burn_in / save_dt)) + 1
-    pts = run.zs[:, first : first + per_traj].reshape(-1, target.dim)
-    return jr.permutation(k_pick, pts)[:num]
-
-
-def _batch_points(key, target, pool, config: TrainConfig):
-    if config.sampler == "box" or pool is None:
-        return sample_box(key, target, config.batch, config.enlarge)
-    k_box, k_pool = jr.split(key)
-    from_pool = (
-        config.batch
-        if config.sampler == "attractor"
-        else round(config.batch * config.attractor_fraction)
-    )
-    idx = jr.randint(k_pool, (from_pool,), 0, pool.shape[0])
-    box = sample_box(k_box, target, config.batch - from_pool, config.enlarge)
-    return jnp.concatenate([pool[idx], box])
-
-
-# ---------------------------------------------------------------- losses and errors
-
-
-def drift_loss(model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]) -> Float[Array, ""]:
-    """Mean squared drift mismatch in normalised coordinates v (the training loss)."""
-
-    def one(z):
-        v = (z - model.centre) / model.scale
-        pred = -v + model.W_s @ model.phi(model.Gamma @ v + model.b)
-        return jnp.sum((pred - model.tau * target.f(z) / model.scale) ** 2)
-
-    return jnp.mean(jax.vmap(one)(zs))
-
-
-@eqx.filter_jit
-def drift_error(model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]) -> Float[Array, ""]:
-    """Relative L2 drift error in target units, ``sqrt(mean ||f_net - f||^2 / mean ||f||^2)``."""
-    pred = jax.vmap(model.target_drift)(zs)
-    true = jax.vmap(target.f)(zs)
-    return jnp.sqrt(jnp.sum((pred - true) ** 2) / jnp.sum(true**2))
-
-
-def diffusion_loss(
-    model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]
-) -> Float[Array, ""]:
-    """``mean || Ghat Ghat^T - tau^2 S^-1 G G^T S^-1 ||_F^2`` (invariant to noise rotations)."""
-
-    def one(z):
-        ghat = model.latent_noise(model.embed(z))
-        g = model.tau * target.g(z) / model.scale[:, None]
-        return jnp.sum((ghat @ ghat.T - g @ g.T) ** 2)
-
-    return jnp.mean(jax.vmap(one)(zs))
-
-
-@eqx.filter_jit
-def diffusion_error(
-    model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]
-) -> Float[Array, ""]:
-    """Relative error of the diffusion matrix in target units, over the points ``zs``.
-
-    ``sqrt(sum ||G_net G_net^T - G G^T||_F^2 / sum ||G G^T||_F^2)``.
-    """
-    net = jax.vmap(model.latent_noise_target)(zs)
-    true = jax.vmap(target.g)(zs)
-    cov = lambda g: jnp.einsum("bij,bkj->bik", g, g)
-    return jnp.sqrt(jnp.sum((cov(net) - cov(true)) ** 2) / jnp.sum(cov(true) ** 2))
-
-
 # ---------------------------------------------------------------- training
 
 
@@ -213,7 +112,7 @@ def _chunk(state: TrainState, target, pool, key, config, loss_fn, filter_fn, num
 
     def step(state: TrainState, _):
         params, static = eqx.partition(state.model, filter_fn(state.model))
-        zs = _batch_points(jr.fold_in(key, state.step), target, pool, config)
+        zs = batch_points(jr.fold_in(key, state.step), target, pool, config)
 
         def loss(params):
             return loss_fn(eqx.combine(params, static), target, zs)
@@ -303,6 +202,7 @@ class _FitPlan(typing.NamedTuple):
     init_key: Key
     pool_key: Key
     drift_key: Key
+    noise_fit_key: Key
     noise_key: Key
     noise_config: TrainConfig
 
@@ -310,12 +210,50 @@ class _FitPlan(typing.NamedTuple):
 def _fit_plan(key: Key, config: TrainConfig) -> _FitPlan:
     """How `fit` splits its key and sets up noise matching; `train_run` reuses it, bit for bit.
 
-    Four subkeys: network init, the attractor pool, drift-matching batches, noise-matching
-    batches. Noise matching samples the box only.
+    Four subkeys: network init, the attractor pool, drift-matching batches, noise matching
+    (split again into the least-squares points and the batches). Noise matching starts from
+    the closed form (`fit_noise_readout`), samples the box only and refines at 1/100 of the
+    drift learning rate: at the full rate Adam's first steps undo the closed form (measured
+    on a Stuart-Landau oscillator, n = 128: diffusion error 0.04% before, 24% after 3,000
+    steps at lr 1e-2, 0.04% at lr 1e-4).
     """
     init_key, pool_key, drift_key, noise_key = jr.split(key, 4)
-    noise_config = replace(config, sampler="box")
-    return _FitPlan(init_key, pool_key, drift_key, noise_key, noise_config)
+    noise_fit_key, noise_key = jr.split(noise_key)
+    noise_config = replace(config, sampler="box", lr=config.lr / 100)
+    return _FitPlan(init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config)
+
+
+def fit_noise_readout(
+    model: LowRankRNN, target: Target, *, key: Key, config: TrainConfig = TrainConfig()
+) -> LowRankRNN:
+    """The noise read-out in closed form: least squares on the fixed hidden layer.
+
+    With Gamma and b fixed, ``Ghat(v) = noise_const + reshape(W_g phi(Gamma v + b))`` is
+    linear in ``(noise_const, W_g)``, so fitting it to the smooth square root
+    ``tau S^-1 G(c + S v)`` of ``tau^2 S^-1 G G^T S^-1`` is a linear least-squares problem.
+    It is solved (in float64, with a ridge of 1e-10 of the mean feature energy) on
+    ``max(8192, 8 (n + 1))`` points uniform in the box enlarged by ``config.enlarge``, and
+    is the start of the covariance-loss phase. A model without a noise read-out (additive
+    noise) is returned unchanged.
+    """
+    if model.noise_readout is None:
+        return model
+    num = max(8192, 8 * (model.n + 1))
+    zs = sample_box(key, target, num, config.enlarge)
+    hidden = jax.vmap(lambda z: model.phi(model.embed(z)))(zs)
+    features = np.concatenate([np.ones((num, 1)), np.asarray(hidden, float)], axis=1)
+    g = jax.vmap(lambda z: model.tau * target.g(z) / model.scale[:, None])(zs)
+    values = np.asarray(g, float).reshape(num, -1)
+    gram = features.T @ features
+    ridge = 1e-10 * np.trace(gram) / gram.shape[0]
+    coef = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), features.T @ values)
+    dtype = model.noise_const.dtype
+    return eqx.tree_at(
+        lambda m: (m.noise_const, m.noise_readout),
+        model,
+        (jnp.asarray(coef[0].reshape(model.noise_const.shape), dtype),
+         jnp.asarray(coef[1:].T, dtype)),
+    )  # fmt: skip
 
 
 def fit(
@@ -348,7 +286,8 @@ def fit(
     )  # fmt: skip
     noise_losses = None
     if state.model.noise_readout is not None:
-        noise_state = init_train_state(state.model, config, noise=True)
+        noisy = fit_noise_readout(state.model, target, key=plan.noise_fit_key, config=config)
+        noise_state = init_train_state(noisy, config, noise=True)
         noise_state, noise_losses = run_training(
             noise_state, target, key=plan.noise_key, config=plan.noise_config, noise=True
         )
@@ -395,9 +334,14 @@ def fit_seeds(
     )
     noise_losses = [None] * len(seeds)
     if models[0].noise_readout is not None:
-        noise_states = shard_batch(jax.vmap(lambda m: init_train_state(m, config, noise=True))(
-            states.model
-        ))  # fmt: skip
+        noisy = stack([
+            fit_noise_readout(jax.tree.map(lambda a, i=i: a[i], states.model), target,
+                              key=p.noise_fit_key, config=config)
+            for i, p in enumerate(plans)
+        ])  # fmt: skip
+        noise_states = shard_batch(
+            jax.vmap(lambda m: init_train_state(m, config, noise=True))(noisy)
+        )
         keys = shard_batch(stack([p.noise_key for p in plans]))
         states, noise_losses = run_training(
             noise_states, target, key=keys, config=plans[0].noise_config, noise=True

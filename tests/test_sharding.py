@@ -58,17 +58,24 @@ def test_sharded_ensemble_matches_single_device():
     for name in ("scan", "diffeqsolve", "target"):
         assert one[f"{name}_shards"] == 1
         assert four[f"{name}_shards"] == 4  # the ensemble really was spread over the devices
-    # trajectory i uses key i wherever it runs: sharding changes no number of the default path
-    np.testing.assert_array_equal(four["scan"], one["scan"])
-    np.testing.assert_array_equal(four["target"], one["target"])
-    assert four["scan_residual"] == one["scan_residual"]
+    # trajectory i uses key i wherever it runs, so sharding changes no trajectory beyond
+    # rounding: the per-device batch is 2 rather than 8, and XLA may pick other kernels for
+    # other shapes (bitwise on some CPUs, last digits on others). A key mix-up would differ
+    # by O(1), far outside these tolerances.
+    np.testing.assert_allclose(four["scan"], one["scan"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(four["target"], one["target"], rtol=1e-5, atol=1e-5)
+    # the residual measures float32 rounding itself (5.19e-7 against 5.24e-7 measured on
+    # one CPU), reduced over the ensemble in another order: the same order of magnitude
+    assert max(one["scan_residual"], four["scan_residual"]) < 1e-5
+    assert 0.5 < four["scan_residual"] / one["scan_residual"] < 2
     # diffeqsolve's compiled loop rounds differently with 2 rather than 8 trajectories per
     # device (measured: also on one device, ~4e-6 after 500 chaotic Lorenz steps)
     np.testing.assert_allclose(four["diffeqsolve"], one["diffeqsolve"], rtol=1e-5, atol=1e-5)
-    # a batch that does not divide over the devices stays on one, with the same numbers
+    # a batch that does not divide over the devices stays on one: the same program on the
+    # same shapes as in the one-device process, so the same bits
     assert four["uneven_shards"] == 1
     np.testing.assert_array_equal(four["uneven"], one["uneven"])
-    np.testing.assert_array_equal(np.asarray(one["uneven"]), np.asarray(one["scan"])[:6])
+    np.testing.assert_allclose(one["uneven"], np.asarray(one["scan"])[:6], rtol=1e-5, atol=1e-5)
     # a seed sweep trains one network per device, with the numbers of one device
     assert one["sweep_devices"] == [1, 1]
     assert four["sweep_devices"] == [4, 4]

@@ -1,65 +1,49 @@
-"""Training in a run folder: `train_run`, checkpointed as it goes and resumable.
+"""``ddm-jax train``: `train_run`, checkpointed as it goes and resumable.
 
 The result is bit for bit that of `fit` with the same settings, interrupted or not: both
 take their keys and noise-matching settings from `_matching._fit_plan`, step ``i`` draws
 its batch from ``fold_in(key, i)``, the optimiser state is checkpointed with the network,
 and the attractor pool is kept in ``pool.npy``.
+
+A start is validated whole before anything is written: the settings, the network built from
+them, the target's values at ``z0`` and the attractor pool. A failed start leaves the folder
+exactly as it was (absent, or unchanged).
 """
 
 import dataclasses
-import hashlib
 import io
-import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ._io import CorruptFileError, atomic_write_bytes, atomic_write_json, save_model
-from ._matching import (
-    TrainConfig,
-    TrainState,
-    _fit_plan,
-    attractor_points,
-    diffusion_error,
-    drift_error,
-    init_train_state,
-    run_training,
-    sample_box,
-)
-from ._network import init_network
-from ._runs import (
-    _TRAIN_FIELDS,
-    CHECKPOINT_FORMAT,
-    FIGURES,
-    RUN_FILES,
+from .._io import atomic_write_bytes, atomic_write_json, save_model
+from .._losses import diffusion_error, drift_error
+from .._matching import TrainConfig, _fit_plan, fit_noise_readout, init_train_state, run_training
+from .._network import LowRankRNN, init_network
+from .._sampling import attractor_points, sample_box
+from .._targets import Target
+from ._checkpoint import load_pool, read_checkpoint, save_pool, write_checkpoint
+from ._folder import (
     RUN_FORMAT,
     RunError,
-    TrainedRun,
-    _describe,
-    _differences,
-    _environment,
-    _finite,
-    _is_target_file,
-    _load_pool,
-    _now,
-    _read_config,
-    _resumed_settings,
-    _settings,
-    _target_spec,
-    default_run_folder,
-    load_run,
-    load_target,
-    read_checkpoint_header,
+    check_finite,
+    clear,
+    environment,
+    now,
+    read_config,
+    remove_stale_temporaries,
 )
-from ._targets import Target
+from ._loading import TrainedRun, default_run_folder, load_run
+from ._settings import TRAIN_FIELDS, differences, resumed_settings, settings_for
+from ._status import describe
+from ._target_spec import is_target_file, load_target, target_spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,36 +69,26 @@ class TrainProgress:
     elapsed: float
 
 
-# ---------------------------------------------------------------- the folder and its checkpoint
+class _Start(NamedTuple):
+    """Everything a training session starts from, computed before anything is written."""
+
+    config: TrainConfig
+    plan: Any
+    model: LowRankRNN
+    pool: jax.Array | None
+    pool_is_new: bool
 
 
-def _clear(path: Path) -> None:
-    _remove_stale_temporaries(path)
-    for name in RUN_FILES:
-        (path / name).unlink(missing_ok=True)
-    if (path / "figures").is_dir():
-        for name in FIGURES:
-            (path / "figures" / f"{name}.png").unlink(missing_ok=True)
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Temporary files of atomic writes that a hard kill (SIGKILL, power loss) left behind."""
-    for name in RUN_FILES:
-        for tmp in path.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-
-def _prepare_folder(path: Path, settings: dict, *, overwrite: bool) -> None:
-    """Check the output folder of a new run; clear it with ``overwrite``."""
+def _check_folder(path: Path, settings: dict, *, overwrite: bool) -> None:
+    """Refuse an output folder that holds something else (read-only; see `clear`)."""
     if path.exists() and not path.is_dir():
         raise RunError(f"{path} exists and is not a folder.")
     has_run = (path / "config.json").is_file()
     if has_run and not overwrite:
-        stored = _read_config(path)
-        diff = _differences(stored["settings"], settings)
+        diff = differences(read_config(path)["settings"], settings)
         what = f"a different run ({'; '.join(diff)})" if diff else "this run"
         raise RunError(
-            f"{path} already holds {what}, {_describe(path)}; pass --overwrite to replace it"
+            f"{path} already holds {what}, {describe(path)}; pass --overwrite to replace it"
             + ("." if diff else " or --resume to continue it.")
         )
     if not has_run and path.is_dir() and any(path.iterdir()) and not overwrite:
@@ -122,41 +96,36 @@ def _prepare_folder(path: Path, settings: dict, *, overwrite: bool) -> None:
             f"{path} is not empty and holds no ddm-jax run; choose another --out or pass "
             "--overwrite (only ddm-jax's own files are ever deleted)."
         )
-    if overwrite:
-        _clear(path)
 
 
-def _write_checkpoint(path: Path, phase: str, state: TrainState, losses, noise_losses, elapsed):
-    payload = io.BytesIO()
-    eqx.tree_serialise_leaves(payload, state)
-    np.save(payload, np.asarray(losses, dtype=np.float32))
-    np.save(payload, np.asarray(noise_losses, dtype=np.float32))
-    data = payload.getvalue()
-    header = {
-        "format": CHECKPOINT_FORMAT, "phase": phase, "step": int(state.step),
-        "elapsed": elapsed, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-    }  # fmt: skip
-    atomic_write_bytes(path, (json.dumps(header) + "\n").encode() + data)
+def _check_target_values(target: Target) -> None:
+    for name, value in (("drift f", target.f(target.z0)), ("diffusion G", target.g(target.z0))):
+        if not np.all(np.isfinite(np.asarray(value))):
+            raise RunError(
+                f"Expected the target's {name} to be finite at z0 = "
+                f"{np.asarray(target.z0).tolist()}; got {np.asarray(value).tolist()}."
+            )
 
 
-def _read_checkpoint(path: Path, skeletons: dict[str, TrainState]):
-    header = read_checkpoint_header(path)
-    data = io.BytesIO(path.read_bytes().partition(b"\n")[2])
-    try:
-        state = eqx.tree_deserialise_leaves(data, skeletons[header["phase"]])
-        losses = np.load(data)
-        noise_losses = np.load(data)
-    except Exception as err:
-        raise CorruptFileError(
-            f"{path}: the checkpoint does not match this run's network "
-            f"({type(err).__name__}: {err})."
-        ) from err
-    if int(state.step) != header["step"]:
-        raise CorruptFileError(f"{path}: step {int(state.step)} != header step {header['step']}.")
-    return header, state, losses, noise_losses
+def _start(path: Path, target: Target, settings: dict, *, resume: bool) -> _Start:
+    """The network, plan and pool of a session: every setting checked, nothing written.
 
-
-# ---------------------------------------------------------------- training
+    A resumed session reuses the run's ``pool.npy``; a new one never reads it.
+    """
+    config = TrainConfig(**settings["train"])
+    plan = _fit_plan(jr.key(settings["seed"]), config)  # as in fit()
+    model = init_network(
+        target, settings["neurons"], key=plan.init_key, tau=settings["tau"],
+        private_noise=settings["private_noise"],
+    )  # fmt: skip
+    _check_target_values(target)
+    pool, pool_is_new = None, False
+    if config.sampler != "box":
+        if resume and (path / "pool.npy").is_file():
+            pool = load_pool(path / "pool.npy", target)
+        else:
+            pool, pool_is_new = attractor_points(target, key=plan.pool_key), True
+    return _Start(config, plan, model, pool, pool_is_new)
 
 
 def train_run(
@@ -179,7 +148,9 @@ def train_run(
     The result is bit for bit that of ``fit(target, neurons, key=jr.key(seed), config=...)``
     with the same settings, whether or not the run was interrupted and resumed: step ``i``
     draws its batch from ``fold_in(key, i)``, the optimiser state is checkpointed with the
-    network, and the attractor pool is saved in ``pool.npy``.
+    network, and the attractor pool is saved in ``pool.npy``. Every setting, the network
+    built from them, the target and the attractor pool are checked before anything is
+    written, so a failed start leaves ``out`` as it was.
 
     Args:
         system: a registered name (see `SYSTEMS`) or ``path/to/file.py:name``.
@@ -204,12 +175,12 @@ def train_run(
         CorruptFileError: when a checkpoint or pool file is corrupt.
         ValueError: for bad settings.
     """
-    unknown = sorted(set(train_settings) - set(_TRAIN_FIELDS))
+    unknown = sorted(set(train_settings) - set(TRAIN_FIELDS))
     if unknown:
-        raise ValueError(f"Expected training settings among {list(_TRAIN_FIELDS)}; got {unknown}.")
+        raise ValueError(f"Expected training settings among {list(TRAIN_FIELDS)}; got {unknown}.")
     for name, value in {"tau": tau, "private_noise": private_noise}.items():
         if value is not None:
-            _finite(name, value)  # the training settings are checked by TrainConfig
+            check_finite(name, value)  # the training settings are checked by TrainConfig
     if not (np.isfinite(checkpoint_every) and checkpoint_every >= 0):
         raise ValueError(f"Expected checkpoint_every >= 0 seconds; got {checkpoint_every}.")
     if resume and overwrite:
@@ -221,7 +192,7 @@ def train_run(
     if resume:
         if not (path / "config.json").is_file():
             raise RunError(f"Nothing to resume in {path} (no config.json); drop --resume.")
-        stored = _read_config(path)
+        stored = read_config(path)
         dtype = stored.get("environment", {}).get("dtype")
         if dtype is not None and dtype != str(jnp.zeros(()).dtype):
             raise RunError(
@@ -232,12 +203,12 @@ def train_run(
         if (
             params is None
             and stored_target["params"]
-            and _is_target_file(system) == (stored_target["kind"] == "file")
+            and is_target_file(system) == (stored_target["kind"] == "file")
         ):
             params = stored_target["params"]  # resume with the run's own parameters
             target = load_target(system, params)
-        settings = _resumed_settings(stored["settings"], _target_spec(system, params), explicit)
-        diff = _differences(stored["settings"], settings)
+        settings = resumed_settings(stored["settings"], target_spec(system, params), explicit)
+        diff = differences(stored["settings"], settings)
         if diff:
             raise RunError(
                 f"{path} holds a different run ({'; '.join(diff)}); resume it with its own "
@@ -245,27 +216,37 @@ def train_run(
             )
         if (path / "model.eqx").is_file():
             return load_run(path)
+        start = _start(path, target, settings, resume=True)
     else:
-        settings = _settings(target, _target_spec(system, params), explicit)
-        _prepare_folder(path, settings, overwrite=overwrite)
-        path.mkdir(parents=True, exist_ok=True)
-        source = Path(system.rpartition(":")[0]).resolve() if _is_target_file(system) else None
-        if source is not None:
-            atomic_write_bytes(path / "target.py", source.read_bytes())
-        atomic_write_json(path / "config.json", {
-            "format": RUN_FORMAT,
-            "system": system,
-            "settings": settings,
-            "target": {
-                "name": target.name, "dim": target.dim, "noise_dim": target.noise_dim,
-                "additive_noise": target.additive, "paper_neurons": target.paper_neurons,
-                "box_low": target.box_low.tolist(), "box_high": target.box_high.tolist(),
-                **({"source": str(source)} if source is not None else {}),
-            },
-            "environment": _environment(),
-            "created": _now(),
-        })  # fmt: skip
-    return _train(path, target, settings, checkpoint_every, progress)
+        settings = settings_for(target, target_spec(system, params), explicit)
+        _check_folder(path, settings, overwrite=overwrite)
+        start = _start(path, target, settings, resume=False)
+        _write_new_run(path, system, target, settings, overwrite=overwrite)
+    if start.pool_is_new:
+        save_pool(path / "pool.npy", start.pool)
+    return _train(path, target, start, checkpoint_every, progress)
+
+
+def _write_new_run(path: Path, system: str, target: Target, settings: dict, *, overwrite: bool):
+    if overwrite:
+        clear(path)
+    path.mkdir(parents=True, exist_ok=True)
+    source = Path(system.rpartition(":")[0]).resolve() if is_target_file(system) else None
+    if source is not None:
+        atomic_write_bytes(path / "target.py", source.read_bytes())
+    atomic_write_json(path / "config.json", {
+        "format": RUN_FORMAT,
+        "system": system,
+        "settings": settings,
+        "target": {
+            "name": target.name, "dim": target.dim, "noise_dim": target.noise_dim,
+            "additive_noise": target.additive, "paper_neurons": target.paper_neurons,
+            "box_low": target.box_low.tolist(), "box_high": target.box_high.tolist(),
+            **({"source": str(source)} if source is not None else {}),
+        },
+        "environment": environment(),
+        "created": now(),
+    })  # fmt: skip
 
 
 def _monitor_points(target: Target, pool) -> jax.Array:
@@ -273,33 +254,19 @@ def _monitor_points(target: Target, pool) -> jax.Array:
     return box if pool is None else jnp.concatenate([pool[:2048], box])
 
 
-def _train(path, target, settings, checkpoint_every, progress) -> TrainedRun:
-    config = TrainConfig(**settings["train"])
-    plan = _fit_plan(jr.key(settings["seed"]), config)  # as in fit()
-    model = init_network(
-        target, settings["neurons"], key=plan.init_key, tau=settings["tau"],
-        private_noise=settings["private_noise"],
-    )  # fmt: skip
+def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress) -> TrainedRun:
+    config, plan, model, pool = start.config, start.plan, start.model, start.pool
     skeletons = {
         "drift": init_train_state(model, config),
         "noise": init_train_state(model, config, noise=True),
     }
-    _remove_stale_temporaries(path)
+    remove_stale_temporaries(path)
     ckpt_file = path / "checkpoint.eqx"
     phase, state = "drift", skeletons["drift"]
     losses, noise_losses, elapsed = np.zeros(0, np.float32), np.zeros(0, np.float32), 0.0
     if ckpt_file.is_file():
-        header, state, losses, noise_losses = _read_checkpoint(ckpt_file, skeletons)
+        header, state, losses, noise_losses = read_checkpoint(ckpt_file, skeletons)
         phase, elapsed = header["phase"], header["elapsed"]
-    pool = None
-    if config.sampler != "box":
-        if (path / "pool.npy").is_file():
-            pool = _load_pool(path / "pool.npy", target)
-        else:
-            pool = attractor_points(target, key=plan.pool_key)
-            buf = io.BytesIO()
-            np.save(buf, np.asarray(pool))
-            atomic_write_bytes(path / "pool.npy", buf.getvalue())
     monitor = _monitor_points(target, pool)
     has_noise_phase = model.noise_readout is not None
 
@@ -309,7 +276,7 @@ def _train(path, target, settings, checkpoint_every, progress) -> TrainedRun:
 
     def checkpoint(phase):
         now_elapsed = elapsed + time.monotonic() - started
-        _write_checkpoint(ckpt_file, phase, *last["snap"], now_elapsed)
+        write_checkpoint(ckpt_file, phase, *last["snap"], now_elapsed)
         last["time"], last["saved"] = time.monotonic(), True
 
     def on_chunk(phase, total):
@@ -345,7 +312,10 @@ def _train(path, target, settings, checkpoint_every, progress) -> TrainedRun:
                 checkpoint("drift")
             if has_noise_phase:
                 phase = "noise"
-                state = init_train_state(state.model, config, noise=True)
+                noisy = fit_noise_readout(
+                    state.model, target, key=plan.noise_fit_key, config=config
+                )
+                state = init_train_state(noisy, config, noise=True)
                 last["snap"] = (state, *last["snap"][1:])
                 checkpoint("noise")
         if phase == "noise":
@@ -362,19 +332,22 @@ def _train(path, target, settings, checkpoint_every, progress) -> TrainedRun:
     _, losses, noise_losses = last["snap"]
     model = state.model
     total_elapsed = elapsed + time.monotonic() - started
-    buf = io.BytesIO()
-    np.savez(buf, drift=losses, noise=noise_losses)
-    atomic_write_bytes(path / "losses.npz", buf.getvalue())
+    _write_losses(path, losses, noise_losses)
     summary = {
         "steps": int(losses.size), "noise_steps": int(noise_losses.size),
         "train_seconds": round(total_elapsed, 3),
         "final_loss": float(np.mean(losses[-min(100, losses.size):])) if losses.size else None,
         "drift_error_monitor": float(drift_error(model, target, monitor)),
-        "finished": _now(),
+        "diffusion_error_monitor": float(diffusion_error(model, target, monitor)),
+        "finished": now(),
     }  # fmt: skip
-    if has_noise_phase:
-        summary["diffusion_error_monitor"] = float(diffusion_error(model, target, monitor))
     atomic_write_json(path / "training.json", summary)
     save_model(path / "model.eqx", model)  # last: its presence means training finished
     noise_losses = noise_losses if has_noise_phase else None
-    return TrainedRun(path, _read_config(path), target, model, losses, noise_losses, summary)
+    return TrainedRun(path, read_config(path), target, model, losses, noise_losses, summary)
+
+
+def _write_losses(path: Path, losses, noise_losses) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, drift=losses, noise=noise_losses)
+    atomic_write_bytes(path / "losses.npz", buf.getvalue())

@@ -1,0 +1,51 @@
+"""What every ``ddm-jax`` subcommand shares: the app, one-line errors, signals, the console."""
+
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Embed stochastic dynamical systems into low-rank RNNs by drift-diffusion matching.",
+)
+
+RunArg = Annotated[Path, typer.Argument(help="A run folder written by `ddm-jax train`.")]
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler, so a kill unwinds like Ctrl-C."""
+
+
+def on_sigterm(signum, frame):
+    """SIGTERM handler: unwind like Ctrl-C, so training keeps its last checkpoint."""
+    raise Terminated()
+
+
+def console() -> Console:
+    """A stderr console, 140 columns wide when not a terminal (logs, CI)."""
+    out = Console(stderr=True)
+    return out if out.is_terminal else Console(stderr=True, width=140)
+
+
+def fail(message: str, code: int = 1):
+    """End the command with ``error: <message>`` on one line of stderr."""
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def errors(on_interrupt=None):
+    """Expected failures become one line on stderr; interrupts exit with 128 + signal."""
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        code = 143 if isinstance(err, Terminated) else 130
+        typer.echo(on_interrupt() if on_interrupt else "interrupted.", err=True)
+        raise typer.Exit(code) from None
+    except (ValueError, OSError, FloatingPointError) as err:
+        fail(str(err) or type(err).__name__)

@@ -1,0 +1,165 @@
+"""``ddm-jax train``: progress on the terminal, resumable on interrupt."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+import ddm_jax as ddm
+
+from ._common import console, errors, fail
+
+
+class _ProgressView:
+    """Shows `TrainProgress` reports: a rich progress bar on a terminal, lines otherwise."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.reports = 0
+        self.tasks: dict[str, int] = {}
+        self.bar = None
+        if console.is_terminal:
+            self.bar = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                TextColumn("rel. error {task.fields[err]}"), TimeElapsedColumn(),
+                TimeRemainingColumn(), console=console,
+            )  # fmt: skip
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, p: "ddm.TrainProgress"):
+        self.reports += 1
+        loss, err = f"{p.loss:.3e}", f"{100 * p.rel_error:.3f}%"
+        if self.bar is not None:
+            if p.phase not in self.tasks:
+                label = "drift matching" if p.phase == "drift" else "diffusion matching"
+                self.tasks[p.phase] = self.bar.add_task(label, total=p.total, loss="", err="")
+            self.bar.update(self.tasks[p.phase], completed=p.step, loss=loss, err=err)
+        elif p.checkpoint or p.step == p.total or self.reports == 1:
+            mark = "  [checkpoint]" if p.checkpoint else ""
+            typer.echo(
+                f"{p.phase} step {p.step}/{p.total}  loss {loss}  rel. error {err}  "
+                f"({p.elapsed:.1f} s){mark}",
+                err=True,
+            )
+
+
+def _parse_params(items: list[str] | None, noise: float | None) -> dict | None:
+    params = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            fail(f"Expected --param NAME=VALUE; got {item!r}.")
+        try:
+            params[name] = float(text)
+        except ValueError:
+            try:
+                params[name] = json.loads(text)
+            except ValueError:
+                fail(f"Expected a number or a JSON array for --param {name}; got {text!r}.")
+    if noise is not None:
+        params["noise"] = noise
+    for name, value in params.items():
+        try:
+            finite = np.all(np.isfinite(np.asarray(value, dtype=float)))
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            flag = "--noise" if name == "noise" and noise is not None else f"--param {name}"
+            fail(f"Expected a finite number for {flag}; got {value!r}.")
+    return params or None
+
+
+def _interrupt_message(out: Path | None, system: str) -> str:
+    if out is None or not (out / "checkpoint.eqx").is_file():
+        return "interrupted before the first checkpoint; start again (nothing to resume)."
+    try:
+        header = ddm.read_checkpoint_header(out / "checkpoint.eqx")
+    except ddm.CorruptFileError as err:  # cannot happen with atomic writes, but say so
+        return f"interrupted; {err}"
+    return (
+        f"interrupted: the last checkpoint ({header['phase']} matching, step {header['step']}) "
+        f"is in {out}; continue with: ddm-jax train {system} --out {out} --resume"
+    )
+
+
+_DEFAULTS = ddm.TrainConfig()
+Int, Float, Str = int | None, float | None, str | None  # None: not given
+
+
+def _opt(text: str, name: str | None = None):
+    """An option; for a `TrainConfig` field ``name`` its help shows the library's default."""
+    default = (
+        f" \\[default: {getattr(_DEFAULTS, name)}]" if name else ""
+    )  # "\\[" is not rich markup
+    return typer.Option(help=text + default)
+
+
+def train(
+    system: Annotated[str, typer.Argument(help="A registered system or path/to/file.py:name")],
+    neurons: Annotated[Int, _opt("Network size \\[default: the paper's, or 64]")] = None,
+    steps: Annotated[Int, _opt("Optimiser steps", "steps")] = None,
+    batch: Annotated[Int, _opt("Sampled points per step", "batch")] = None,
+    lr: Annotated[Float, _opt("Peak Adam learning rate", "lr")] = None,
+    sampler: Annotated[Str, _opt("box, attractor or mixture", "sampler")] = None,
+    noise: Annotated[Float, _opt("Target noise level (its 'noise' parameter)")] = None,
+    param: Annotated[list[str] | None, _opt("Target parameter NAME=VALUE (repeatable)")] = None,
+    seed: Annotated[Int, _opt("PRNG seed \\[default: 0]")] = None,
+    tau: Annotated[Float, _opt("Neuron time constant \\[default: 1]")] = None,
+    private_noise: Annotated[Float, _opt("Private neuron noise sigma \\[default: 0]")] = None,
+    chunk: Annotated[Int, _opt("Steps per jitted call", "chunk")] = None,
+    noise_steps: Annotated[Int, _opt("Diffusion-matching steps", "noise_steps")] = None,
+    final_lr_fraction: Annotated[Float, _opt("Final lr / lr", "final_lr_fraction")] = None,
+    attractor_fraction: Annotated[Float, _opt("Mixture share", "attractor_fraction")] = None,
+    enlarge: Annotated[Float, _opt("Box enlargement of the box sampler", "enlarge")] = None,
+    out: Annotated[Path | None, _opt("Run folder \\[default: runs/<system>-<neurons>]")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the run in --out")
+    ] = False,
+    checkpoint_every: Annotated[float, _opt("Seconds between checkpoints (0: each chunk)")] = 5.0,
+):
+    """Train a network by drift (and diffusion) matching, checkpointing as it goes."""
+    params = _parse_params(param, noise)
+    with errors(lambda: _interrupt_message(out, system)):
+        if out is None:
+            out = ddm.default_run_folder(ddm.load_target(system, params), neurons)
+        with _ProgressView(console()) as view:
+            result = ddm.train_run(
+                system, out, neurons=neurons, params=params, seed=seed, tau=tau,
+                private_noise=private_noise, resume=resume, overwrite=overwrite,
+                checkpoint_every=checkpoint_every, progress=view, steps=steps, batch=batch,
+                lr=lr, sampler=sampler, chunk=chunk, noise_steps=noise_steps,
+                final_lr_fraction=final_lr_fraction, attractor_fraction=attractor_fraction,
+                enlarge=enlarge,
+            )  # fmt: skip
+    if resume and view.reports == 0:
+        typer.echo(f"{result.path}: training had finished; nothing left to do.")
+    training = result.training
+    typer.echo(
+        f"trained {result.config['system']} in {result.model.n} neurons: "
+        f"{training['steps']} steps in {training['train_seconds']:.1f} s; on monitor points, "
+        f"relative drift error {100 * training['drift_error_monitor']:.3f}%, diffusion error "
+        f"{100 * training['diffusion_error_monitor']:.3f}%."
+    )
+    typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")
