@@ -89,10 +89,17 @@ from ._plotting import (
     plot_trajectories as plot_trajectories,
     save_figure as save_figure,
 )
+from ._plotting_analysis import (
+    plot_energy_fields as plot_energy_fields,
+    plot_epr_bars as plot_epr_bars,
+    plot_explained_variance as plot_explained_variance,
+    plot_recovered as plot_recovered,
+)
 from ._runs import (
     RunError as RunError,
     TrainedRun as TrainedRun,
     TrainProgress as TrainProgress,
+    analyze_run as analyze_run,
     default_run_folder as default_run_folder,
     evaluate_run as evaluate_run,
     export_run as export_run,

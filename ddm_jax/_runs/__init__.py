@@ -13,7 +13,8 @@ exactly what the shell does. One module per command, over shared folder mechanic
 - ``_train``: `train_run` (``ddm-jax train``);
 - ``_simulate``: `simulate_run`, `moments_run` (``ddm-jax simulate``, ``ddm-jax moments``);
 - ``_evaluate``: `evaluate_run` (``ddm-jax evaluate``);
-- ``_export``: `export_run` (``ddm-jax export``).
+- ``_export``: `export_run` (``ddm-jax export``);
+- ``_analyze``: `analyze_run` (``ddm-jax analyze``).
 
 A run folder is self-describing:
 
@@ -25,13 +26,16 @@ A run folder is self-describing:
 - ``losses.npz``, ``training.json``: loss per step, wall time and final errors;
 - ``simulation.npz``: written by `simulate_run`; ``moments.json`` by `moments_run`;
 - ``metrics.json``, ``report.md``, ``figures/*.png``: written by `evaluate_run`;
-- ``weights.npz``: written by `export_run` (SPEC section 10).
+- ``weights.npz``: written by `export_run` (SPEC section 10);
+- ``analysis.json``, ``figures/{energy_fields,epr,explained_variance,recovered}.png``:
+  written by `analyze_run` (SPEC sections 7-8).
 
 Every command checks all its settings before it writes anything, so a failed start leaves
 the folder as it was, and every file is written atomically (temporary name, then rename), so
 an interrupted command never leaves a half-written file in place of a good one.
 """
 
+from ._analyze import analyze_run as analyze_run
 from ._checkpoint import read_checkpoint_header as read_checkpoint_header
 from ._evaluate import evaluate_run as evaluate_run
 from ._export import export_run as export_run
