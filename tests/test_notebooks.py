@@ -10,6 +10,7 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 # what each notebook must print (a sign it reached its point, not just that it ran)
 PRINTS = {
     "quickstart.ipynb": "sliced Wasserstein / spread",  # the fidelity table
+    "energy_and_irreversibility.ipynb": "entropy production, network",
     "custom_target.ipynb": "noise read-out covariance error",
     "chaotic_attractors.ipynb": "4th / 1st =",
     "scaling.ipynb": "smallest n with attractor drift error below 1%",
