@@ -17,6 +17,7 @@ def plot_energy_fields(
     energy: np.ndarray,
     *,
     system: str = "",
+    k: int = 2,
     title: str = "",
 ) -> Figure:
     """Symmetric (Hopfield) and antisymmetric fields on a latent plane, over energy contours.
@@ -27,9 +28,10 @@ def plot_energy_fields(
         antisymmetric: ``(G, G, 2)`` read-out of ``W^A phi(x)``.
         energy: ``(G, G)`` Hopfield energy ``E(phi(x))``.
         system: name, for axis labels.
+        k: latent dimension of the system (for its coordinate names).
         title: figure title.
     """
-    names = coordinate_names(system, 2)
+    names = coordinate_names(system, k)[:2]
     fig = Figure(figsize=(10, 4.2))
     for i, (field, label) in enumerate(
         [(symmetric, "symmetric part (descends E)"), (antisymmetric, "antisymmetric part")]

@@ -186,7 +186,7 @@ def analyze_run(
         half = lambda e: Z95_HALF * e["stderr"]
         figs = {
             "energy_fields": plot_energy_fields(grid, sym, anti, en, system=target.name,
-                                                title=label),  # fmt: skip
+                                                k=target.dim, title=label),  # fmt: skip
             "epr": plot_epr_bars({
                 f"{who}\n{how}": (epr[who][how]["value"], half(epr[who][how]))
                 for who in ("target", "network") for how in ("samples", "trajectories")
