@@ -7,6 +7,18 @@ application on top: run folders (the `_runs` package, one module per command) an
 command line (the `_cli` package).
 """
 
+from ._decompose import (
+    ConnectivitySplit as ConnectivitySplit,
+    antisymmetric_field as antisymmetric_field,
+    antisymmetric_network as antisymmetric_network,
+    connectivity_split as connectivity_split,
+    hopfield_energy as hopfield_energy,
+    hopfield_energy_rate as hopfield_energy_rate,
+    sub_network_state as sub_network_state,
+    symmetric_drift as symmetric_drift,
+    symmetric_network as symmetric_network,
+    without_noise as without_noise,
+)
 from ._fidelity import (
     FidelityReport as FidelityReport,
     fidelity_report as fidelity_report,
@@ -15,6 +27,11 @@ from ._fidelity import (
     lyapunov_exponent as lyapunov_exponent,
     moment_errors as moment_errors,
     sliced_wasserstein as sliced_wasserstein,
+)
+from ._hodge import (
+    HodgeSplit as HodgeSplit,
+    furthest_point_sampling as furthest_point_sampling,
+    hodge_split as hodge_split,
 )
 from ._inputs import (
     Schedule as Schedule,
@@ -33,6 +50,18 @@ from ._io import (
     load_weights as load_weights,
     model_from_weights as model_from_weights,
     save_model as save_model,
+)
+from ._irreversibility import (
+    Estimate as Estimate,
+    OUIrreversibility as OUIrreversibility,
+    ReversibleSplit as ReversibleSplit,
+    diffusion_matrix as diffusion_matrix,
+    epr_from_samples as epr_from_samples,
+    epr_from_trajectories as epr_from_trajectories,
+    mean_with_interval as mean_with_interval,
+    ou_entropy_production as ou_entropy_production,
+    potential_entropy_production as potential_entropy_production,
+    reversible_split as reversible_split,
 )
 from ._losses import (
     diffusion_error as diffusion_error,
@@ -78,6 +107,12 @@ from ._plotting import (
     plot_trajectories as plot_trajectories,
     save_figure as save_figure,
 )
+from ._plotting_analysis import (
+    plot_energy_fields as plot_energy_fields,
+    plot_epr_bars as plot_epr_bars,
+    plot_explained_variance as plot_explained_variance,
+    plot_recovered as plot_recovered,
+)
 from ._plotting_memory import (
     plot_curves as plot_curves,
     plot_cycling as plot_cycling,
@@ -88,6 +123,7 @@ from ._runs import (
     RunError as RunError,
     TrainedRun as TrainedRun,
     TrainProgress as TrainProgress,
+    analyze_run as analyze_run,
     default_run_folder as default_run_folder,
     evaluate_run as evaluate_run,
     export_run as export_run,
@@ -113,6 +149,16 @@ from ._simulate import (
     simulate_network as simulate_network,
     simulate_target as simulate_target,
     stationary_moments as stationary_moments,
+)
+from ._subspace import (
+    PCA as PCA,
+    AffineMap as AffineMap,
+    SubspaceRecovery as SubspaceRecovery,
+    affine_map_from_embedding as affine_map_from_embedding,
+    fit_affine_map as fit_affine_map,
+    pca as pca,
+    recover_subspace as recover_subspace,
+    relative_trajectory_error as relative_trajectory_error,
 )
 from ._systems import (
     SYSTEMS as SYSTEMS,

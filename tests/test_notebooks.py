@@ -11,6 +11,7 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 PRINTS = {
     "memory.ipynb": "preferred-direction fraction",  # the cycling experiment
     "quickstart.ipynb": "sliced Wasserstein / spread",  # the fidelity table
+    "energy_and_irreversibility.ipynb": "entropy production, network",
     "custom_target.ipynb": "noise read-out covariance error",
     "chaotic_attractors.ipynb": "4th / 1st =",
     "scaling.ipynb": "smallest n with attractor drift error below 1%",

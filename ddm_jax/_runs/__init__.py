@@ -15,6 +15,7 @@ exactly what the shell does. One module per command, over shared folder mechanic
 - ``_evaluate``: `evaluate_run` (``ddm-jax evaluate``);
 - ``_export``: `export_run` (``ddm-jax export``);
 - ``_memory``: `memory_run` (``ddm-jax memory``, wells-family runs).
+- ``_analyze``: `analyze_run` (``ddm-jax analyze``).
 
 A run folder is self-describing:
 
@@ -28,12 +29,15 @@ A run folder is self-describing:
 - ``metrics.json``, ``report.md``, ``figures/*.png``: written by `evaluate_run`;
 - ``weights.npz``: written by `export_run` (SPEC section 10);
 - ``memory.json``, ``figures/memory_*.png``: written by `memory_run`.
+- ``analysis.json``, ``figures/{energy_fields,epr,explained_variance,recovered}.png``:
+  written by `analyze_run` (SPEC sections 7-8).
 
 Every command checks all its settings before it writes anything, so a failed start leaves
 the folder as it was, and every file is written atomically (temporary name, then rename), so
 an interrupted command never leaves a half-written file in place of a good one.
 """
 
+from ._analyze import analyze_run as analyze_run
 from ._checkpoint import read_checkpoint_header as read_checkpoint_header
 from ._evaluate import evaluate_run as evaluate_run
 from ._export import export_run as export_run

@@ -1,0 +1,203 @@
+"""How irreversible are the embedded networks, and is their activity exactly k-dimensional?
+
+For vdp-64, lorenz-512 and dadras-1024 trained with the defaults (20,000 steps): entropy
+production rate of target and network (sample and Stratonovich trajectory estimators, 64
+trajectories x 30 time units from stationary target states, Euler-Maruyama dt = 1e-3, same
+Brownian increments on both sides, 95% intervals from the trajectories); PCA of neuron
+activity (2 trajectories x 20 time units) and the latent trajectory recovered from it. For
+vdp-64 and cycling_wells-64 the reversible/irreversible split of the read-out: the reversible
+sub-network's EPR and stationary density (started from stationary network states). CPU,
+float32. Writes results/analysis.{json,md,png}.
+
+    python benchmarks/analysis.py [--systems vdp lorenz dadras cycling_wells]
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from _results import plt, stamp, write_results
+
+import ddm_jax as ddm
+
+SIZES = {"vdp": 64, "lorenz": 512, "dadras": 1024, "cycling_wells": 64}
+EPR_SYSTEMS = ("vdp", "lorenz", "dadras")
+SPLIT_SYSTEMS = ("vdp", "cycling_wells")
+DT = 1e-3
+
+
+def same(key):
+    return jr.wrap_key_data(jr.key_data(key))
+
+
+def spread(a):
+    return float(jnp.sqrt(jnp.sum(jnp.var(a, axis=0))))
+
+
+def stationary_starts(target, key, num=64, burn_in=10.0):
+    k0, k1 = jr.split(key)
+    z0s = ddm.sample_box(k0, target, num)
+    return ddm.simulate_target(target, z0s, key=k1, t1=burn_in, dt=DT, save_dt=burn_in).zs[:, -1]
+
+
+def as_dict(est):
+    return {"value": est.value, "stderr": est.stderr, "low": est.low, "high": est.high}
+
+
+def epr_row(system, target, model, key) -> dict:
+    k_start, k_sim, k_pca = jr.split(key, 3)
+    D = ddm.diffusion_matrix(target)
+    z0s = stationary_starts(target, k_start)
+    start = time.perf_counter()
+    net = ddm.simulate_network(model, z0s, key=k_sim, t1=30.0, dt=DT).zs
+    ref = ddm.simulate_target(target, z0s, key=same(k_sim), t1=30.0, dt=DT).zs
+    row = {"simulate_s": time.perf_counter() - start}
+    start = time.perf_counter()
+    for who, f, zs in [("target", target.f, ref), ("network", model.target_drift, net)]:
+        row[f"{who}_samples"] = as_dict(ddm.epr_from_samples(f, D, zs[:, ::10]))
+        row[f"{who}_trajectories"] = as_dict(ddm.epr_from_trajectories(f, D, zs, DT))
+    row["estimate_s"] = time.perf_counter() - start
+    for how in ("samples", "trajectories"):
+        t, n = row[f"target_{how}"], row[f"network_{how}"]
+        diff = n["value"] - t["value"]
+        half = 1.96 * np.hypot(t["stderr"], n["stderr"])
+        row[f"difference_{how}"] = diff / t["value"]
+        row[f"interval_{how}"] = half / t["value"]  # 95% half-width of the difference, relative
+        row[f"covered_{how}"] = bool(abs(diff) <= half)
+    few = ddm.simulate_network(model, z0s[:2], key=k_pca, t1=20.0, dt=DT, save_dt=0.01,
+                               keep_neurons=True)  # fmt: skip
+    rec = ddm.recover_subspace(model, few.xs, few.zs)
+    ref2 = ddm.simulate_target(target, z0s[:2], key=same(k_pca), t1=20.0, dt=DT, save_dt=0.01).zs
+    row |= {
+        "explained": np.asarray(rec.explained[: model.k + 2]).tolist(),
+        "gap": rec.gap,
+        "recovery_error_readout": rec.error,
+        "recovery_error_target_1tu": ddm.relative_trajectory_error(
+            rec.recovered[:, :101], ref2[:, :101]
+        ),
+        "recovery_error_target_20tu": ddm.relative_trajectory_error(rec.recovered, ref2),
+    }
+    return row
+
+
+def split_row(system, target, model, key) -> dict:
+    k_start, k_net, k_net2, k_rev, k_tgt = jr.split(key, 5)
+    D = ddm.diffusion_matrix(target)
+    z0s = stationary_starts(target, k_start)
+    grid = dict(t1=30.0, dt=DT, save_dt=0.01)
+    net = ddm.simulate_network(model, z0s, key=k_net, **grid).zs
+    net2 = ddm.simulate_network(model, z0s, key=k_net2, **grid).zs
+    tgt = ddm.simulate_target(target, z0s, key=k_tgt, **grid).zs
+    split = ddm.reversible_split(model, net.reshape(-1, target.dim))
+    rev = ddm.simulate_network(split.reversible, net2[:, -1], key=k_rev, **grid).zs
+    a, b, c = rev.reshape(-1, target.dim), net2.reshape(-1, target.dim), tgt.reshape(-1, target.dim)
+    dot = jax.vmap(jax.vmap(lambda z: split.f_irr(z) @ split.score(z)))(net2)
+    scale = jax.vmap(jax.vmap(lambda z: split.f_rev(z) @ split.score(z)))(net2)
+    full = ddm.epr_from_samples(model.target_drift, D, net2)
+    reversible = ddm.epr_from_samples(split.reversible.target_drift, D, rev)
+    return {
+        "epr_full": as_dict(full),
+        "epr_reversible": as_dict(reversible),
+        "epr_ratio": reversible.value / full.value,
+        "sw_reversible_vs_network": ddm.sliced_wasserstein(a, b) / spread(b),
+        "sw_reversible_vs_target": ddm.sliced_wasserstein(a, c) / spread(c),
+        "sw_network_vs_target": ddm.sliced_wasserstein(b, c) / spread(c),
+        "sw_network_vs_network": ddm.sliced_wasserstein(net.reshape(-1, target.dim), b) / spread(b),
+        "f_irr_dot_score": as_dict(ddm.mean_with_interval(dot)),
+        "f_rev_dot_score": float(jnp.mean(scale)),
+    }
+
+
+def markdown(rows) -> str:
+    pct = lambda x: f"{100 * x:.2f}%"
+    out = [
+        "| system | n | train (s) | attractor drift err. | Phi target (samples) | Phi network "
+        "(samples) | diff. (95% half-width) | Phi target (traj.) | Phi network (traj.) | diff. "
+        "(95% half-width) | EV(k+1)/EV(1) | recovery err. (read-out) | vs target, 1 t.u. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    fmt = lambda e: f"{e['value']:.4g} +- {e['stderr']:.2g}"
+    for r in rows:
+        if "target_samples" not in r:
+            continue
+        out.append(
+            f"| {r['system']} | {r['n']} | {r['train_s']:.0f} | {pct(r['drift_error'])} "
+            f"| {fmt(r['target_samples'])} | {fmt(r['network_samples'])} "
+            f"| {pct(r['difference_samples'])} ({pct(r['interval_samples'])}) "
+            f"| {fmt(r['target_trajectories'])} | {fmt(r['network_trajectories'])} "
+            f"| {pct(r['difference_trajectories'])} ({pct(r['interval_trajectories'])}) "
+            f"| {r['gap']:.1e} | {r['recovery_error_readout']:.1e} "
+            f"| {pct(r['recovery_error_target_1tu'])} |"
+        )
+    out += [
+        "",
+        "| system | n | Phi full | Phi reversible | ratio | SW rev. vs network | SW rev. vs target "
+        "| SW network vs target | SW network vs itself | E[f_irr . grad log p] | "
+        "E[f_rev . grad log p] |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "split" not in r:
+            continue
+        s = r["split"]
+        d = s["f_irr_dot_score"]
+        out.append(
+            f"| {r['system']} | {r['n']} | {fmt(s['epr_full'])} | {fmt(s['epr_reversible'])} "
+            f"| {pct(s['epr_ratio'])} | {pct(s['sw_reversible_vs_network'])} "
+            f"| {pct(s['sw_reversible_vs_target'])} | {pct(s['sw_network_vs_target'])} "
+            f"| {pct(s['sw_network_vs_network'])} | {d['value']:.3g} [{d['low']:.3g}, "
+            f"{d['high']:.3g}] | {s['f_rev_dot_score']:.3g} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def plot(rows, path) -> None:
+    rows = [r for r in rows if "target_samples" in r]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    x = np.arange(len(rows))
+    for i, who in enumerate(("target", "network")):
+        axes[0].bar(x + 0.4 * i - 0.2, [r[f"{who}_samples"]["value"] for r in rows], 0.4,
+                    yerr=[1.96 * r[f"{who}_samples"]["stderr"] for r in rows],
+                    label=who)  # fmt: skip
+    axes[0].set_yscale("log")
+    axes[0].set_xticks(x, [f"{r['system']}-{r['n']}" for r in rows])
+    axes[0].set_title("entropy production rate (samples)")
+    axes[0].legend()
+    for r in rows:
+        axes[1].semilogy(np.arange(1, len(r["explained"]) + 1), r["explained"], "o-",
+                         label=f"{r['system']}-{r['n']}")  # fmt: skip
+    axes[1].set(xlabel="principal component", ylabel="explained variance ratio")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", nargs="+", default=list(SIZES), choices=list(SIZES))
+    args = parser.parse_args()
+    rows = []
+    for i, system in enumerate(args.systems):
+        target, n = ddm.make_target(system), SIZES[system]
+        k_fit, k_eval, k_err, k_split = jr.split(jr.key(100 + i), 4)
+        start = time.perf_counter()
+        model = ddm.fit(target, n, key=k_fit).model
+        jax.block_until_ready(model)
+        row = {"system": system, "n": n, "train_s": time.perf_counter() - start}
+        pts = ddm.attractor_points(target, key=k_err, num=4096)
+        row["drift_error"] = float(ddm.drift_error(model, target, pts))
+        if system in EPR_SYSTEMS:
+            row |= epr_row(system, target, model, k_eval)
+        if system in SPLIT_SYSTEMS:
+            row["split"] = split_row(system, target, model, k_split)
+        rows.append(row)
+        print({k: v for k, v in row.items() if k != "split"}, row.get("split"), flush=True)
+    write_results("analysis", {**stamp(), "rows": rows}, markdown(rows), lambda p: plot(rows, p))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Entropy production: exact OU / -(D + Q) grad U forms and the two estimators (SPEC section 7).
+
+Reference case (FACTS.md): B = [[1, 2], [-0.5, 1.5]], G = [[0.8, 0], [0.3, 0.5]],
+D = G G^T / 2, exact Phi = 1.936. Statistical checks use fixed seeds; each tolerance is stated
+next to the check with the sampling noise it allows for.
+"""
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+import scipy.linalg
+from helpers import multiplicative_ou
+
+import ddm_jax as ddm
+
+B = jnp.array([[1.0, 2.0], [-0.5, 1.5]])
+G = jnp.array([[0.8, 0.0], [0.3, 0.5]])
+D = G @ G.T / 2
+EXACT = 1.936
+
+
+def ou_target(B=B, G=G):
+    return ddm.make_target("ou", B=B, noise=G)
+
+
+def test_ou_exact_against_lyapunov_and_monte_carlo():
+    exact = ddm.ou_entropy_production(B, D)
+    assert float(exact.epr) == pytest.approx(EXACT, abs=5e-4)
+    # independent: scipy's Lyapunov solver (B S + S B^T = G G^T) and a float64 Monte Carlo
+    S = scipy.linalg.solve_continuous_lyapunov(np.asarray(B, float), np.asarray(G @ G.T, float))
+    np.testing.assert_allclose(exact.cov, S, rtol=1e-5)
+    Bn, Dn = np.asarray(B, float), np.asarray(D, float)
+    np.testing.assert_allclose(exact.Q, -np.asarray(exact.Q).T, atol=1e-6)  # antisymmetric
+    z = np.random.default_rng(0).multivariate_normal(np.zeros(2), S, size=200_000)
+
+    def mc(Dn):
+        f_irr = -z @ Bn.T + z @ np.linalg.solve(S, Dn)  # f - D grad log p; grad log p = -S^-1 z
+        return np.einsum("ni,ij,nj->n", f_irr, np.linalg.inv(Dn), f_irr)
+
+    values = mc(Dn)
+    stderr = values.std() / np.sqrt(values.size)  # about 0.006
+    assert abs(values.mean() - float(exact.epr)) < 4 * stderr
+    # the convention D = G G^T (a factor 2) is far outside that
+    assert abs(mc(2 * Dn).mean() - float(exact.epr)) > 20 * stderr  # measured: 64 stderr
+
+
+def test_sample_estimator_on_ou():
+    exact = ddm.ou_entropy_production(B, D)
+    target = ou_target()
+    samples = jr.multivariate_normal(jr.key(1), jnp.zeros(2), exact.cov, (64, 3000))
+    est = ddm.epr_from_samples(target.f, ddm.diffusion_matrix(target), samples)
+    # 192,000 independent samples: stderr 0.010 (0.5%); 3% is 6 stderr
+    assert est.value == pytest.approx(EXACT, rel=0.03)
+    assert est.covers(float(exact.epr))
+    assert est.stderr < 0.015
+    wrong = ddm.epr_from_samples(target.f, 2 * D, samples)  # D = G G^T: a factor-2 error
+    assert not wrong.covers(float(exact.epr))
+    assert abs(wrong.value - EXACT) > 0.3 * EXACT
+
+
+@pytest.fixture(scope="module")
+def ou_run():
+    """128 stationary OU trajectories x 60 time units, saved at every step dt = 2e-3."""
+    target = ou_target()
+    k_init, k_sim = jr.split(jr.key(2))
+    cov = ddm.ou_entropy_production(B, D).cov
+    z0s = jr.multivariate_normal(k_init, jnp.zeros(2), cov, (128,))  # start stationary
+    return ddm.simulate_target(target, z0s, key=k_sim, t1=60.0, dt=2e-3)
+
+
+def test_trajectory_estimator_on_ou(ou_run):
+    target = ou_target()
+    est = ddm.epr_from_trajectories(target.f, D, ou_run.zs, 2e-3)
+    # 7,680 time units: stderr about 0.025 (1.3%); the O(dt) bias at dt = 2e-3 is about 0.5%
+    assert est.value == pytest.approx(EXACT, rel=0.03)
+    assert est.covers(EXACT)
+    wrong = ddm.epr_from_trajectories(target.f, 2 * D, ou_run.zs, 2e-3)
+    assert not wrong.covers(EXACT)
+    # the sample estimator on the same (correlated) states agrees as well
+    samples = ddm.epr_from_samples(target.f, D, ou_run.zs[:, ::25])
+    assert samples.value == pytest.approx(EXACT, rel=0.05)  # stderr about 0.04 here
+
+
+def test_potential_form_equals_ou_and_vanishes_without_q(key):
+    A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
+    Q = jnp.array([[0.0, 0.7], [-0.7, 0.0]])
+    phi = ddm.potential_entropy_production(D, Q, A)
+    as_ou = ddm.ou_entropy_production((D + Q) @ A, D)
+    assert float(phi) == pytest.approx(float(as_ou.epr), rel=1e-4)
+    np.testing.assert_allclose(as_ou.cov, jnp.linalg.inv(A), rtol=1e-4)
+    np.testing.assert_allclose(as_ou.Q, Q, atol=1e-5)
+    assert float(ddm.potential_entropy_production(D, jnp.zeros((2, 2)), A)) == 0.0
+    # Q = 0: both estimators are consistent with 0
+    reversible = ddm.make_target("ou", B=D @ A, noise=G)
+    k_init, k_sim, k_iid = jr.split(key, 3)
+    iid = jr.multivariate_normal(k_iid, jnp.zeros(2), jnp.linalg.inv(A), (32, 2000))
+    assert ddm.epr_from_samples(reversible.f, D, iid).covers(0.0)
+    z0s = jr.multivariate_normal(k_init, jnp.zeros(2), jnp.linalg.inv(A), (64,))
+    run = ddm.simulate_target(reversible, z0s, key=k_sim, t1=20.0, dt=2e-3)
+    est = ddm.epr_from_trajectories(reversible.f, D, run.zs, 2e-3)
+    assert est.covers(0.0)
+    assert est.high - est.low < 0.1 * EXACT
+
+
+def test_network_diffusion_matrix_is_the_targets(key):
+    target = ou_target()
+    model = ddm.init_network(target, 16, key=key)
+    np.testing.assert_allclose(ddm.diffusion_matrix(model), D, rtol=1e-5)
+
+
+def test_estimators_refuse_bad_input(key, no_typecheck):
+    with pytest.raises(ValueError, match="additive .constant. noise .* state-dependent noise"):
+        ddm.diffusion_matrix(multiplicative_ou())
+    model = ddm.init_network(multiplicative_ou(), 8, key=key)
+    with pytest.raises(ValueError, match="state-dependent noise read-out"):
+        ddm.diffusion_matrix(model)
+    k1, k2 = jr.split(jr.key(3))
+    private = ddm.init_network(ou_target(), 8, key=k1, private_noise=0.1)
+    with pytest.raises(ValueError, match="without private neuron noise"):
+        ddm.diffusion_matrix(private)
+    with pytest.raises(ValueError, match="with private neuron noise|state-dependent"):
+        ddm.reversible_split(model, jnp.zeros((10, 2)))
+    f = ou_target().f
+    with pytest.raises(ValueError, match="symmetric positive-definite D"):
+        ddm.epr_from_samples(f, -D, jnp.zeros((4, 5, 2)))
+    with pytest.raises(ValueError, match=r"Expected a \(2, 2\) diffusion matrix"):
+        ddm.ou_entropy_production(B, jnp.eye(3))
+    with pytest.raises(ValueError, match=r"samples of shape \(trajectories, times, 2\)"):
+        ddm.epr_from_samples(f, D, jnp.zeros((5, 2)))
+    with pytest.raises(ValueError, match="at least 2 independent trajectories"):
+        ddm.epr_from_samples(f, D, jnp.zeros((1, 5, 2)))
+    with pytest.raises(ValueError, match="at least 2 saved states per trajectory and dt > 0"):
+        ddm.epr_from_trajectories(f, D, jnp.zeros((3, 5, 2)), 0.0)
+    with pytest.raises(ValueError, match="antisymmetric Q"):
+        ddm.potential_entropy_production(D, jnp.eye(2), jnp.eye(2))
+    with pytest.raises(ValueError, match="values of shape .trajectories, times."):
+        ddm.mean_with_interval(jnp.zeros(3))
+    with pytest.raises(TypeError, match="Expected a Target or a LowRankRNN"):
+        ddm.diffusion_matrix("ou")
+    del k2
+    jax.clear_caches()

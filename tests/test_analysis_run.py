@@ -1,0 +1,91 @@
+"""`ddm-jax analyze` / `ddm.analyze_run`: analysis.json and figures of a run folder."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ddm_jax as ddm
+
+MULTIPLICATIVE = """
+import jax.numpy as jnp
+import ddm_jax as ddm
+
+def drift(t, z, args):
+    return -z
+
+def diffusion(t, z, args):
+    return 0.2 * jnp.diag(jnp.sqrt(1 + z**2))
+
+noisy = ddm.from_callables(drift, diffusion, box=([-2.0, -2.0], [2.0, 2.0]), name="noisy")
+"""
+SMALL = ["--trajectories", "4", "--time", "2", "--burn-in", "1", "--dt", "0.002", "--cells", "20"]
+
+
+def cli(*args, cwd=None):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run(
+        [sys.executable, "-m", "ddm_jax._cli", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+    )  # fmt: skip
+
+
+def snapshot(folder):
+    return {p: p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def vdp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "vdp-16"
+    ddm.train_run("vdp", out, neurons=16, steps=200, batch=64, chunk=50, checkpoint_every=0.0)
+    return out
+
+
+def test_failed_start_leaves_the_folder_then_the_corrected_command_succeeds(vdp_run):
+    before = snapshot(vdp_run)
+    with pytest.raises(ValueError, match="trajectories to be an integer >= 2"):
+        ddm.analyze_run(vdp_run, trajectories=1)
+    with pytest.raises(ValueError, match="finite"):
+        ddm.analyze_run(vdp_run, time=float("nan"))
+    assert snapshot(vdp_run) == before
+    out = ddm.analyze_run(vdp_run, trajectories=4, time=2.0, burn_in=1.0, dt=2e-3, cells=20)
+    written = json.loads((vdp_run / "analysis.json").read_text())
+    assert written["entropy_production"] == json.loads(json.dumps(out["entropy_production"]))
+    for name in ("energy_fields", "epr", "explained_variance", "recovered"):
+        assert (vdp_run / "figures" / f"{name}.png").stat().st_size > 1000
+    assert written["subspace"]["gap"] < 1e-6
+    assert written["hopfield"]["symmetric_max_rise"] <= 1e-4 * abs(
+        written["hopfield"]["energy_start"]
+    )
+    epr = written["entropy_production"]["target"]["samples"]
+    assert epr["low"] <= epr["value"] <= epr["high"]
+
+
+def test_cli_analyze_one_line_errors(tmp_path):
+    # (the success path of the command is `analyze_run`, tested above; `ddm-jax analyze --help`
+    # lists it)
+    proc = cli("analyze", "--help")
+    assert proc.returncode == 0
+    assert "analysis.json" in proc.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = cli("analyze", empty, *SMALL)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("error: ")
+    assert "not a ddm-jax run folder" in proc.stderr
+    assert list(empty.iterdir()) == []
+
+    (tmp_path / "noisy.py").write_text(MULTIPLICATIVE)
+    out = tmp_path / "noisy-8"
+    ddm.train_run(f"{tmp_path / 'noisy.py'}:noisy", out, neurons=8, steps=50, batch=32,
+                  chunk=50, noise_steps=50, checkpoint_every=0.0)  # fmt: skip
+    before = snapshot(out)
+    proc = cli("analyze", out, *SMALL)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert "additive (constant) noise" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(out) == before
