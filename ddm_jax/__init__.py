@@ -7,6 +7,14 @@ application on top: run folders (the `_runs` package, one module per command) an
 command line (the `_cli` package).
 """
 
+from ._data import (
+    Increments as Increments,
+    data_box as data_box,
+    increments as increments,
+    load_trajectories as load_trajectories,
+    split_held_out as split_held_out,
+    trajectory_segments as trajectory_segments,
+)
 from ._fidelity import (
     FidelityReport as FidelityReport,
     fidelity_report as fidelity_report,
@@ -15,6 +23,15 @@ from ._fidelity import (
     lyapunov_exponent as lyapunov_exponent,
     moment_errors as moment_errors,
     sliced_wasserstein as sliced_wasserstein,
+)
+from ._from_data import (
+    DataFit as DataFit,
+    entropy_production as entropy_production,
+    fit_data as fit_data,
+    fitted_linear_drift as fitted_linear_drift,
+    learned_target as learned_target,
+    refit_readout as refit_readout,
+    residual_diffusion as residual_diffusion,
 )
 from ._integrate import SOLVERS as SOLVERS
 from ._io import (
