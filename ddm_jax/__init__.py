@@ -78,6 +78,7 @@ from ._plotting import (
     save_figure as save_figure,
 )
 from ._runs import (
+    DataReport as DataReport,
     RunError as RunError,
     TrainedRun as TrainedRun,
     TrainProgress as TrainProgress,
@@ -91,6 +92,7 @@ from ._runs import (
     residual_trace as residual_trace,
     run_status as run_status,
     simulate_run as simulate_run,
+    train_data_run as train_data_run,
     train_run as train_run,
 )
 from ._sampling import (

@@ -25,6 +25,8 @@ dominates at fine sampling. The drift is biased towards stronger restoring force
 (``-eta_t`` sits in both ``z_t`` and the increment). Subsample (larger dt) or denoise first.
 """
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -128,29 +130,34 @@ def _pair_chunk(state: TrainState, zs, ys, key, config: TrainConfig, num: int):
 _train_pairs = eqx.filter_jit(_pair_chunk)
 
 
-def _hidden(model: LowRankRNN, zs, block: int = 65536):
-    """``phi(Gamma v + b)`` of every point, computed in blocks (float64 NumPy out)."""
-    fn = jax.jit(jax.vmap(lambda z: model.phi(model.embed(z))))
-    return np.concatenate(
-        [np.asarray(fn(jnp.asarray(zs[i : i + block])), float) for i in range(0, len(zs), block)]
-    )
+def _normal_equations(model: LowRankRNN, zs, values, *, constant: bool, block: int = 32768):
+    """``(F^T F, F^T values)`` in float64 over blocks, ``F`` the hidden layer (plus a 1)."""
+    hidden = jax.jit(jax.vmap(lambda z: model.phi(model.embed(z))))
+    gram, rhs = 0.0, 0.0
+    for i in range(0, len(zs), block):
+        feats = np.asarray(hidden(jnp.asarray(zs[i : i + block], model.W_s.dtype)), float)
+        if constant:
+            feats = np.concatenate([np.ones((len(feats), 1)), feats], axis=1)
+        gram = gram + feats.T @ feats
+        rhs = rhs + feats.T @ values[i : i + block]
+    return gram, rhs
 
 
-def _least_squares(features, values, ridge: float = 1e-8):
-    gram = features.T @ features
+def _solve(gram, rhs, ridge: float = 1e-8):
     reg = ridge * np.trace(gram) / gram.shape[0]
-    return np.linalg.solve(gram + reg * np.eye(gram.shape[0]), features.T @ values)
+    return np.linalg.solve(gram + reg * np.eye(gram.shape[0]), rhs)
 
 
 def refit_readout(model: LowRankRNN, zs, ys) -> LowRankRNN:
     """The read-out ``W_s`` by linear least squares on all pairs, the hidden layer fixed.
 
     ``-v + W_s phi(Gamma v + b) = tau S^-1 y`` is linear in ``W_s``: the exact minimiser of
-    the drift loss over every pair, free of the noise of stochastic gradients.
+    the drift loss over every pair (a ridge of 1e-8 of the mean feature energy), free of the
+    noise of stochastic gradients. Solved in float64 over blocks of pairs.
     """
     v = (zs - np.asarray(model.centre)) / np.asarray(model.scale)
     rhs = float(model.tau) * ys / np.asarray(model.scale) + v
-    coef = _least_squares(_hidden(model, zs), rhs)
+    coef = _solve(*_normal_equations(model, zs, rhs, constant=False))
     return eqx.tree_at(lambda m: m.W_s, model, jnp.asarray(coef.T, model.W_s.dtype))
 
 
@@ -192,8 +199,9 @@ def _fit_state_noise(model, inc: Increments, correct, box, *, key, config):
     values = outer(r1, inc.dt)  # E = 2 D dt / dt = G G^T
     if correct:
         values = 2 * values - outer(inc.dz2 - 2 * f * inc.dt, 2 * inc.dt)
-    feats = np.concatenate([np.ones((len(r1), 1)), _hidden(model, inc.z)], axis=1)
-    coef = jnp.asarray(_least_squares(feats, values), model.W_s.dtype)
+    coef = jnp.asarray(
+        _solve(*_normal_equations(model, inc.z, values, constant=True)), model.W_s.dtype
+    )
     field = from_callables(
         _zero, _covariance_field, box=box, args={"model": model, "coef": coef}, name="data"
     )
@@ -205,6 +213,22 @@ def _fit_state_noise(model, inc: Increments, correct, box, *, key, config):
         config=noise_config, noise=True,
     )  # fmt: skip
     return state.model, losses
+
+
+def check_data(data, dt, n, *, correct: bool = True) -> tuple[list[np.ndarray], Increments]:
+    """The segments and increments `fit_data` would use, every input checked (see there)."""
+    segments = trajectory_segments(data, dt)
+    inc = increments(segments, dt, two_lags=correct)
+    k = inc.z.shape[1]
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < k:
+        raise ValueError(f"Expected the number of neurons n >= k = {k}; got {n!r}.")
+    if len(inc.z) < MIN_PAIRS_PER_NEURON * n:
+        raise ValueError(
+            f"Expected at least {MIN_PAIRS_PER_NEURON} increments per neuron "
+            f"({MIN_PAIRS_PER_NEURON * n} for n = {n}); got {len(inc.z)}: record more or use "
+            "fewer neurons."
+        )
+    return segments, inc
 
 
 def fit_data(
@@ -219,6 +243,7 @@ def fit_data(
     refit: bool = True,
     tau: float = 1.0,
     name: str = "data",
+    on_chunk: Callable[[TrainState, np.ndarray], None] | None = None,
 ) -> DataFit:
     """Learn drift and diffusion from trajectories and embed them in an ``n``-neuron network.
 
@@ -237,22 +262,14 @@ def fit_data(
         refit: finish with the exact least-squares read-out over all pairs (`refit_readout`).
         tau: neuron time constant.
         name: label of the learned target.
+        on_chunk: called as ``on_chunk(state, chunk_losses)`` after every chunk of drift steps.
 
     Raises:
         ValueError: for bad trajectories or dt, or too few increments for ``n``.
     """
     config = TrainConfig() if config is None else config
-    segments = trajectory_segments(data, dt)
-    inc = increments(segments, dt, two_lags=correct)
-    k = inc.z.shape[1]
-    if not isinstance(n, int) or n < k:
-        raise ValueError(f"Expected the number of neurons n >= k = {k}; got {n!r}.")
-    if len(inc.z) < MIN_PAIRS_PER_NEURON * n:
-        raise ValueError(
-            f"Expected at least {MIN_PAIRS_PER_NEURON} increments per neuron "
-            f"({MIN_PAIRS_PER_NEURON * n} for n = {n}); got {len(inc.z)}: record more or use "
-            "fewer neurons."
-        )
+    segments, inc = check_data(data, dt, n, correct=correct)
+    n, k = int(n), inc.z.shape[1]
     low, high = data_box(segments)
     box_target = from_callables(_zero, _unit_noise, box=(low, high), name=name)
     k_init, k_train, k_noise = jr.split(key, 3)
@@ -268,11 +285,19 @@ def fit_data(
         num = min(config.chunk, config.steps - done)
         state, chunk = _train_pairs(state, zs_dev, ys_dev, k_train, config, num)
         losses.append(np.asarray(chunk))
+        if on_chunk is not None:
+            on_chunk(state, losses[-1])
     model = state.model
     if refit:
         model = refit_readout(model, inc.z, ys)
     D = residual_diffusion(model, inc, correct)
-    G = np.linalg.cholesky(2 * D + 1e-12 * np.trace(D) * np.eye(k))
+    eig = np.linalg.eigvalsh(D)
+    if not (np.all(np.isfinite(eig)) and eig.min() > 1e-9 * max(eig.max(), 0.0)):
+        raise ValueError(
+            f"Expected a positive definite diffusion from the residuals; got eigenvalues "
+            f"{eig.tolist()} (noise-free, degenerate or too coarsely sampled data?)."
+        )
+    G = np.linalg.cholesky(2 * D)
     noise_const = float(tau) * G / np.asarray(model.scale, float)[:, None]
     model = eqx.tree_at(lambda m: m.noise_const, model, jnp.asarray(noise_const, dtype))
     noise_losses = None

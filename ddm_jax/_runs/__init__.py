@@ -13,7 +13,9 @@ exactly what the shell does. One module per command, over shared folder mechanic
 - ``_train``: `train_run` (``ddm-jax train``);
 - ``_simulate``: `simulate_run`, `moments_run` (``ddm-jax simulate``, ``ddm-jax moments``);
 - ``_evaluate``: `evaluate_run` (``ddm-jax evaluate``);
-- ``_export``: `export_run` (``ddm-jax export``).
+- ``_export``: `export_run` (``ddm-jax export``);
+- ``_train_data``, ``_evaluate_data``: `train_data_run` (``ddm-jax train data.npz --dt``)
+  and the evaluation of such a run against its held-out recordings (`DataReport`).
 
 A run folder is self-describing:
 
@@ -25,7 +27,8 @@ A run folder is self-describing:
 - ``losses.npz``, ``training.json``: loss per step, wall time and final errors;
 - ``simulation.npz``: written by `simulate_run`; ``moments.json`` by `moments_run`;
 - ``metrics.json``, ``report.md``, ``figures/*.png``: written by `evaluate_run`;
-- ``weights.npz``: written by `export_run` (SPEC section 10).
+- ``weights.npz``: written by `export_run` (SPEC section 10);
+- ``data.npz`` / ``data.npy``: a data run's copy of its trajectory file.
 
 Every command checks all its settings before it writes anything, so a failed start leaves
 the folder as it was, and every file is written atomically (temporary name, then rename), so
@@ -34,6 +37,7 @@ an interrupted command never leaves a half-written file in place of a good one.
 
 from ._checkpoint import read_checkpoint_header as read_checkpoint_header
 from ._evaluate import evaluate_run as evaluate_run
+from ._evaluate_data import DataReport as DataReport
 from ._export import export_run as export_run
 from ._folder import RunError as RunError
 from ._loading import (
@@ -49,3 +53,4 @@ from ._simulate import (
 from ._status import run_status as run_status
 from ._target_spec import load_target as load_target
 from ._train import TrainProgress as TrainProgress, train_run as train_run
+from ._train_data import train_data_run as train_data_run
