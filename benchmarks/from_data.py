@@ -14,7 +14,8 @@ production of the learned SDE (`ddm.entropy_production`) against the truth, and 
 state-dependent noise (``G = sigma diag(sqrt(1 + z^2))``). Default JAX device, float32.
 Writes results/from_data.{json,md,png}.
 
-    python benchmarks/from_data.py [--quick]    # quick: 16 trajectories, 5,000 steps
+    python benchmarks/from_data.py [--quick] [--steps N] [--only SYSTEM ...]
+    # quick: 16 trajectories, 5,000 steps
 """
 
 import argparse
@@ -105,6 +106,10 @@ def run_case(name, params, dt, time_units, n, sim_dt, degree, *, trajectories, c
         row[f"drift_{tag}"] = rel_drift(f_hat, f_true)
         row[f"D_{tag}"] = rel_d(fit.D, d_true)
         row[f"seconds_{tag}"] = seconds
+        if name == "ou":  # the learned drift matrix, by a least-squares linear fit
+            A = np.asarray(ddm.fitted_linear_drift(fit.target, jnp.asarray(held, jnp.float32)))
+            B = np.asarray(target.args["B"], float)
+            row[f"B_{tag}"] = float(np.linalg.norm(-A[:, :2] - B) / np.linalg.norm(B))
     sfi = sfi_fit(data, dt, degree, held)
     if sfi is not None:
         row["drift_sfi"] = rel_drift(sfi[0], f_true)
@@ -113,7 +118,8 @@ def run_case(name, params, dt, time_units, n, sim_dt, degree, *, trajectories, c
     samples = jnp.asarray(data.reshape(-1, data.shape[-1])[::10], jnp.float32)
     if name in ("ou", "cycling_wells"):
         row["epr_learned"] = float(ddm.entropy_production(fit.target, fit.D, samples))
-        row["epr_true_on_data"] = float(ddm.entropy_production(target, jnp.asarray(d_true), samples))
+        d = jnp.asarray(d_true, jnp.float32)
+        row["epr_true_on_data"] = float(ddm.entropy_production(target, d, samples))
         if name == "ou":
             B = np.asarray(target.args["B"], float)
             S = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(d_true)))
@@ -170,9 +176,15 @@ def markdown(rows, state_row) -> str:
             f"| {pct(r['D_plain'])} | {pct(r['D_corrected'])} | {pct(r.get('D_sfi'))} "
             f"| {pct(r.get('net_vs_true_sw'))} ({pct(r.get('net_vs_true_sw_null'))}) "
             f"| {pct(r.get('net_vs_true_mean_error'))} "
-            f"| {pct(r.get('net_vs_true_cov_error'))} ({pct(r.get('net_vs_true_cov_error_null'))}) |"
+            f"| {pct(r.get('net_vs_true_cov_error'))} "
+            f"({pct(r.get('net_vs_true_cov_error_null'))}) |"
         )
     for r in rows:
+        if "B_plain" in r:
+            lines.append(
+                f"\nOU drift matrix (least-squares linear fit of the learned drift): relative "
+                f"error {pct(r['B_plain'])} plain, {pct(r['B_corrected'])} corrected."
+            )
         if "epr_learned" in r:
             exact = f", exact {r['epr_exact']:.3f}" if "epr_exact" in r else ""
             lines.append(
@@ -210,9 +222,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", help="systems to run (default: all)")
+    parser.add_argument("--steps", type=int, help="Adam steps (default 20,000; quick 5,000)")
     args = parser.parse_args()
     trajectories = 16 if args.quick else 64
-    config = ddm.TrainConfig(steps=5000 if args.quick else 20000)
+    config = ddm.TrainConfig(steps=args.steps or (5000 if args.quick else 20000))
     rows = []
     for case in CASES:
         if args.only and case[0] not in args.only:

@@ -130,34 +130,59 @@ def _pair_chunk(state: TrainState, zs, ys, key, config: TrainConfig, num: int):
 _train_pairs = eqx.filter_jit(_pair_chunk)
 
 
-def _normal_equations(model: LowRankRNN, zs, values, *, constant: bool, block: int = 32768):
-    """``(F^T F, F^T values)`` in float64 over blocks, ``F`` the hidden layer (plus a 1)."""
+RIDGES = (1e-8, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+
+
+def _normal_equations(model: LowRankRNN, zs, values, *, constant: bool, held: int = 0):
+    """``(F^T F, F^T values)`` in float64 over blocks, ``F`` the hidden layer (plus a 1).
+
+    With ``held > 0`` every ``held``-th of 20 or more blocks is summed apart, for validation.
+    """
     hidden = jax.jit(jax.vmap(lambda z: model.phi(model.embed(z))))
-    gram, rhs = 0.0, 0.0
-    for i in range(0, len(zs), block):
+    block = min(32768, -(-len(zs) // 20))
+    sums = [[0.0, 0.0], [0.0, 0.0]]  # fit, held out
+    for j, i in enumerate(range(0, len(zs), block)):
         feats = np.asarray(hidden(jnp.asarray(zs[i : i + block], model.W_s.dtype)), float)
         if constant:
             feats = np.concatenate([np.ones((len(feats), 1)), feats], axis=1)
-        gram = gram + feats.T @ feats
-        rhs = rhs + feats.T @ values[i : i + block]
-    return gram, rhs
+        part = sums[int(held > 0 and j % held == held - 1)]
+        part[0] = part[0] + feats.T @ feats
+        part[1] = part[1] + feats.T @ values[i : i + block]
+    return sums
 
 
-def _solve(gram, rhs, ridge: float = 1e-8):
+def _solve(gram, rhs, ridge: float):
     reg = ridge * np.trace(gram) / gram.shape[0]
     return np.linalg.solve(gram + reg * np.eye(gram.shape[0]), rhs)
+
+
+def _ridge_solve(model: LowRankRNN, zs, values, *, constant: bool):
+    """Least squares with the ridge that predicts held-out blocks best, refitted on all.
+
+    One block of pairs in five is held out; the ridge is relative to the mean feature energy.
+    """
+    (g_fit, r_fit), (g_val, r_val) = _normal_equations(model, zs, values, constant=constant,
+                                                       held=5)  # fmt: skip
+
+    def held_out_loss(ridge):
+        w = _solve(g_fit, r_fit, ridge)
+        return np.sum(w * (g_val @ w)) - 2 * np.sum(w * r_val)
+
+    best = min(RIDGES, key=held_out_loss)
+    return _solve(g_fit + g_val, r_fit + r_val, best)
 
 
 def refit_readout(model: LowRankRNN, zs, ys) -> LowRankRNN:
     """The read-out ``W_s`` by linear least squares on all pairs, the hidden layer fixed.
 
     ``-v + W_s phi(Gamma v + b) = tau S^-1 y`` is linear in ``W_s``: the exact minimiser of
-    the drift loss over every pair (a ridge of 1e-8 of the mean feature energy), free of the
-    noise of stochastic gradients. Solved in float64 over blocks of pairs.
+    the drift loss over every pair, free of the noise of stochastic gradients. Solved in
+    float64 over blocks of pairs, with a ridge penalty chosen among `RIDGES` (relative to the
+    mean feature energy) by its error on held-out blocks, since each pair is noisy.
     """
     v = (zs - np.asarray(model.centre)) / np.asarray(model.scale)
     rhs = float(model.tau) * ys / np.asarray(model.scale) + v
-    coef = _solve(*_normal_equations(model, zs, rhs, constant=False))
+    coef = _ridge_solve(model, zs, rhs, constant=False)
     return eqx.tree_at(lambda m: m.W_s, model, jnp.asarray(coef.T, model.W_s.dtype))
 
 
@@ -199,9 +224,7 @@ def _fit_state_noise(model, inc: Increments, correct, box, *, key, config):
     values = outer(r1, inc.dt)  # E = 2 D dt / dt = G G^T
     if correct:
         values = 2 * values - outer(inc.dz2 - 2 * f * inc.dt, 2 * inc.dt)
-    coef = jnp.asarray(
-        _solve(*_normal_equations(model, inc.z, values, constant=True)), model.W_s.dtype
-    )
+    coef = jnp.asarray(_ridge_solve(model, inc.z, values, constant=True), model.W_s.dtype)
     field = from_callables(
         _zero, _covariance_field, box=box, args={"model": model, "coef": coef}, name="data"
     )
