@@ -4,6 +4,7 @@ The OU data are exact discrete-time samples, ``z_{t+h} = e^{-Bh} z_t + N(0, S - 
 e^{-B^T h})``, so the only errors are the estimator's: its O(dt) bias and sampling noise.
 """
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -141,3 +142,24 @@ def test_load_trajectories(tmp_path):
     np.savez(tmp_path / "e.npz", other=data)
     with pytest.raises(ValueError, match=r"expected an array 'trajectories'"):
         ddm.load_trajectories(tmp_path / "e.npz")
+
+
+def test_state_dependent_noise_through_the_noise_readout():
+    """``dz = -z dt + 0.5 sqrt(1 + z^2) dB``: the read-out learns ``G G^T`` from residuals."""
+    rng = np.random.default_rng(5)
+    dt, sub = 0.01, 10
+    z = np.empty((32, 4001, 1))
+    z[:, 0] = rng.standard_normal((32, 1)) * 0.6
+    x = z[:, 0].copy()
+    h = dt / sub
+    for t in range(4000):
+        for _ in range(sub):
+            x = x - x * h + 0.5 * np.sqrt(1 + x**2) * np.sqrt(h) * rng.standard_normal(x.shape)
+        z[:, t + 1] = x
+    config = ddm.TrainConfig(steps=500, chunk=500, noise_steps=500)
+    fit = ddm.fit_data(z, dt, 16, key=jr.key(5), config=config, state_dependent_noise=True)
+    pts = jnp.asarray(np.quantile(z.reshape(-1), np.linspace(0.05, 0.95, 19))[:, None], jnp.float32)
+    g = np.asarray(jax.vmap(fit.target.g)(pts))[:, 0, 0]
+    true = 0.25 * (1 + np.asarray(pts)[:, 0] ** 2)
+    assert rel(g**2, true) < 0.1, (g**2, true)
+    assert not fit.target.additive
