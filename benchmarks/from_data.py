@@ -19,6 +19,7 @@ Writes results/from_data.{json,md,png}.
 """
 
 import argparse
+import json
 import time
 
 import jax
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import scipy.linalg
-from _results import plt, stamp, write_results
+from _results import RESULTS, plt, result_name, stamp, write_results
 
 import ddm_jax as ddm
 
@@ -191,12 +192,13 @@ def markdown(rows, state_row) -> str:
                 f"\nEntropy production, {r['system']}: learned SDE {r['epr_learned']:.3f}, true "
                 f"drift on the same samples {r['epr_true_on_data']:.3f}{exact}."
             )
-    lines.append(
-        f"\nState-dependent noise ({state_row['system']}, {state_row['trajectories']} x "
-        f"{state_row['time']:.0f} at dt 0.01, n = 64): covariance error of the learned noise "
-        f"read-out on the attractor {pct(state_row['covariance_error'])}, drift error "
-        f"{pct(state_row['drift_corrected'])}."
-    )
+    if state_row is not None:
+        lines.append(
+            f"\nState-dependent noise ({state_row['system']}, {state_row['trajectories']} x "
+            f"{state_row['time']:.0f} at dt 0.01, n = 64): covariance error of the learned noise "
+            f"read-out on the attractor {pct(state_row['covariance_error'])}, drift error "
+            f"{pct(state_row['drift_corrected'])}."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -221,22 +223,38 @@ def plot(rows, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", nargs="*", help="systems to run (default: all)")
+    parser.add_argument(
+        "--only", nargs="*", default=[],
+        help="systems to run, 'state' for the state-dependent case (others kept from the last run)",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, help="Adam steps (default 20,000; quick 5,000)")
     args = parser.parse_args()
     trajectories = 16 if args.quick else 64
     config = ddm.TrainConfig(steps=args.steps or (5000 if args.quick else 20000))
-    rows = []
+    previous = {}  # with --only, the other cases' rows are kept from the last results
+    old_file = RESULTS / f"{result_name('from_data')}.json"
+    if args.only and old_file.exists():
+        previous = json.loads(old_file.read_text())
+    order = [(c[0], c[2]) for c in CASES]
+    rows = [r for r in previous.get("rows", []) if r["system"] not in args.only]
+    state_row = previous.get("state_dependent")
+
+    def write():
+        rows.sort(key=lambda r: order.index((r["system"], r["dt"])))
+        data = {**stamp(), "steps": config.steps, "rows": rows, "state_dependent": state_row}
+        write_results("from_data", data, markdown(rows, state_row), lambda p: plot(rows, p))
+
     for case in CASES:
         if args.only and case[0] not in args.only:
             continue
         start = time.perf_counter()
         rows.append(run_case(*case, trajectories=trajectories, config=config, quick=args.quick))
         print(rows[-1], f"{time.perf_counter() - start:.0f} s", flush=True)
-    state_row = state_dependent_case(trajectories, config)
-    print(state_row, flush=True)
-    data = {**stamp(), "steps": config.steps, "rows": rows, "state_dependent": state_row}
-    write_results("from_data", data, markdown(rows, state_row), lambda p: plot(rows, p))
+        write()
+    if not args.only or "state" in args.only:
+        state_row = state_dependent_case(trajectories, config)
+        print(state_row, flush=True)
+        write()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ The drift is the conditional mean of increments, ``f(z) = E[z_{t+dt} - z_t | z_t
 extrapolation removes the O(dt) bias of the diffusion: ``Cov(dz | z) = 2 D dt +
 dt^2 (J D + D J^T) + O(dt^3)``, so ``D = 2 D_dt - D_2dt`` from the residuals at both lags.
 
-**Diffusion.** Constant: ``D = E[(dz - f dt)(dz - f dt)^T] / (2 dt)`` with the learned f.
+**Diffusion.** Constant: ``D = E[r r^T] / (2 dt)``, ``r = dz - E[dz | z]``: ``dz - f dt`` for
+a plain fit, ``dz - f dt - (dt^2 / 2) J f`` for a corrected one (see `increment_means`).
 State-dependent: the residual outer products ``r r^T / dt`` are regressed (least squares,
 linear in the fixed hidden layer ``phi(Gamma v + b)``) onto a covariance field ``C(z)``, and
 the network's noise read-out is fitted to ``C`` by the existing closed form and covariance
@@ -186,22 +187,43 @@ def refit_readout(model: LowRankRNN, zs, ys) -> LowRankRNN:
     return eqx.tree_at(lambda m: m.W_s, model, jnp.asarray(coef.T, model.W_s.dtype))
 
 
+def increment_means(model: LowRankRNN, inc: Increments, correct: bool, block: int = 65536):
+    """The conditional means of ``dz1`` and ``dz2`` that the residuals subtract.
+
+    A drift fitted to ``dz / dt`` already holds the O(dt) term: ``dt f`` and ``2 dt f``. A
+    corrected drift (f itself, to O(dt^2)) needs it added back, ``E[dz_h | z] = h f +
+    (h^2 / 2) J f + O(h^3)`` with the Jacobian J of the learned drift (the Ito term
+    ``D : grad grad f`` is neglected): without it, for Lorenz at dt = 0.01, the curvature of
+    the flow dominates the residuals and the estimated D is wrong by more than its own size.
+    """
+
+    def one(z):
+        f, jf = jax.jvp(model.target_drift, (z,), (model.target_drift(z),))
+        return f, jf
+
+    fn = jax.jit(jax.vmap(one))
+    f, jf = (np.concatenate(parts) for parts in zip(*[
+        tuple(np.asarray(a, float) for a in fn(jnp.asarray(inc.z[i : i + block], model.W_s.dtype)))
+        for i in range(0, len(inc.z), block)
+    ], strict=True))  # fmt: skip
+    h = inc.dt
+    if not correct:
+        return h * f, 2 * h * f
+    return h * f + h**2 / 2 * jf, 2 * h * f + 2 * h**2 * jf
+
+
 def residual_diffusion(model: LowRankRNN, inc: Increments, correct: bool) -> np.ndarray:
-    """Constant D from the residuals, ``E[r r^T] / (2 dt)``, ``r = dz - f dt`` (see module)."""
-    f = _drift_values(model, inc.z)
-    r1 = inc.dz1 - f * inc.dt
+    """Constant D from the residuals, ``E[r r^T] / (2 dt)``, ``r = dz - E[dz | z]``.
+
+    With ``correct``, Richardson-extrapolated over lags dt and 2 dt (see the module).
+    """
+    m1, m2 = increment_means(model, inc, correct)
+    r1 = inc.dz1 - m1
     d1 = r1.T @ r1 / (2 * inc.dt * len(r1))
     if correct:
-        r2 = inc.dz2 - 2 * f * inc.dt
+        r2 = inc.dz2 - m2
         d1 = 2 * d1 - r2.T @ r2 / (4 * inc.dt * len(r2))
     return (d1 + d1.T) / 2
-
-
-def _drift_values(model: LowRankRNN, zs, block: int = 65536) -> np.ndarray:
-    fn = jax.jit(jax.vmap(model.target_drift))
-    return np.concatenate(
-        [np.asarray(fn(jnp.asarray(zs[i : i + block])), float) for i in range(0, len(zs), block)]
-    )
 
 
 def _psd_sqrt(c):
@@ -218,12 +240,11 @@ def _covariance_field(t, z, args):
 
 def _fit_state_noise(model, inc: Increments, correct, box, *, key, config):
     """Noise read-out of a state-dependent diffusion from residual outer products."""
-    f = _drift_values(model, inc.z)
-    r1 = inc.dz1 - f * inc.dt
+    m1, m2 = increment_means(model, inc, correct)
     outer = lambda r, h: np.einsum("ni,nj->nij", r, r).reshape(len(r), -1) / h
-    values = outer(r1, inc.dt)  # E = 2 D dt / dt = G G^T
+    values = outer(inc.dz1 - m1, inc.dt)  # E = 2 D dt / dt = G G^T
     if correct:
-        values = 2 * values - outer(inc.dz2 - 2 * f * inc.dt, 2 * inc.dt)
+        values = 2 * values - outer(inc.dz2 - m2, 2 * inc.dt)
     coef = jnp.asarray(_ridge_solve(model, inc.z, values, constant=True), model.W_s.dtype)
     field = from_callables(
         _zero, _covariance_field, box=box, args={"model": model, "coef": coef}, name="data"
