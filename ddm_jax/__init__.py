@@ -7,6 +7,14 @@ application on top: run folders (the `_runs` package, one module per command) an
 command line (the `_cli` package).
 """
 
+from ._data import (
+    Increments as Increments,
+    data_box as data_box,
+    increments as increments,
+    load_trajectories as load_trajectories,
+    split_held_out as split_held_out,
+    trajectory_segments as trajectory_segments,
+)
 from ._decompose import (
     ConnectivitySplit as ConnectivitySplit,
     antisymmetric_field as antisymmetric_field,
@@ -27,6 +35,15 @@ from ._fidelity import (
     lyapunov_exponent as lyapunov_exponent,
     moment_errors as moment_errors,
     sliced_wasserstein as sliced_wasserstein,
+)
+from ._from_data import (
+    DataFit as DataFit,
+    entropy_production as entropy_production,
+    fit_data as fit_data,
+    fitted_linear_drift as fitted_linear_drift,
+    learned_target as learned_target,
+    refit_readout as refit_readout,
+    residual_diffusion as residual_diffusion,
 )
 from ._hodge import (
     HodgeSplit as HodgeSplit,
@@ -120,6 +137,7 @@ from ._plotting_memory import (
 )
 from ._runs import (
     MEMORY_FIGURES as MEMORY_FIGURES,
+    DataReport as DataReport,
     RunError as RunError,
     TrainedRun as TrainedRun,
     TrainProgress as TrainProgress,
@@ -135,6 +153,7 @@ from ._runs import (
     residual_trace as residual_trace,
     run_status as run_status,
     simulate_run as simulate_run,
+    train_data_run as train_data_run,
     train_run as train_run,
 )
 from ._sampling import (

@@ -54,7 +54,8 @@ def evaluate(
             save_dt=save_dt, null_pairs=null_pairs, solver=solver, seed=seed, figures=figures,
         )  # fmt: skip
     typer.echo(report.to_markdown())
-    written = "metrics.json, report.md" + (", figures/*.png" if figures else "")
+    drawn = figures and not isinstance(report, ddm.DataReport)  # data runs draw none
+    written = "metrics.json, report.md" + (", figures/*.png" if drawn else "")
     typer.echo(f"wrote {written} in {run}")
 
 

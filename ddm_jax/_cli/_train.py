@@ -49,7 +49,8 @@ class _ProgressView:
 
     def __call__(self, p: "ddm.TrainProgress"):
         self.reports += 1
-        loss, err = f"{p.loss:.3e}", f"{100 * p.rel_error:.3f}%"
+        loss = f"{p.loss:.3e}"
+        err = f"{100 * p.rel_error:.3f}%" if np.isfinite(p.rel_error) else "n/a (data)"
         if self.bar is not None:
             if p.phase not in self.tasks:
                 label = "drift matching" if p.phase == "drift" else "diffusion matching"
@@ -116,7 +117,10 @@ def _opt(text: str, name: str | None = None):
 
 
 def train(
-    system: Annotated[str, typer.Argument(help="A registered system or path/to/file.py:name")],
+    system: Annotated[
+        str,
+        typer.Argument(help="A registered system, path/to/file.py:name, or trajectories.npz"),
+    ],
     neurons: Annotated[Int, _opt("Network size \\[default: the paper's, or 64]")] = None,
     steps: Annotated[Int, _opt("Optimiser steps", "steps")] = None,
     batch: Annotated[Int, _opt("Sampled points per step", "batch")] = None,
@@ -138,11 +142,15 @@ def train(
         bool, typer.Option("--overwrite", help="Replace the run in --out")
     ] = False,
     checkpoint_every: Annotated[float, _opt("Seconds between checkpoints (0: each chunk)")] = 5.0,
+    dt: Annotated[Float, _opt("Sampling interval of a .npz/.npy trajectory file")] = None,
 ):
     """Train a network by drift (and diffusion) matching, checkpointing as it goes."""
     params = _parse_params(param, noise)
     with errors(lambda: _interrupt_message(out, system)):
-        if out is None:
+        data_file = system.endswith((".npz", ".npy"))
+        if out is None and data_file:
+            out = Path("runs") / f"{Path(system).stem}-{64 if neurons is None else neurons}"
+        elif out is None:
             out = ddm.default_run_folder(ddm.load_target(system, params), neurons)
         with _ProgressView(console()) as view:
             result = ddm.train_run(
@@ -151,11 +159,19 @@ def train(
                 checkpoint_every=checkpoint_every, progress=view, steps=steps, batch=batch,
                 lr=lr, sampler=sampler, chunk=chunk, noise_steps=noise_steps,
                 final_lr_fraction=final_lr_fraction, attractor_fraction=attractor_fraction,
-                enlarge=enlarge,
+                enlarge=enlarge, **({"dt": dt} if dt is not None else {}),
             )  # fmt: skip
     if resume and view.reports == 0:
         typer.echo(f"{result.path}: training had finished; nothing left to do.")
     training = result.training
+    if training.get("drift_error_monitor") is None:  # learned from data: no true drift
+        D = np.array2string(np.asarray(training["D"]), precision=4, separator=", ")
+        typer.echo(
+            f"learned {result.config['system']} and embedded it in {result.model.n} neurons: "
+            f"{training['steps']} steps in {training['train_seconds']:.1f} s; D = {D}."
+        )
+        typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")
+        return
     typer.echo(
         f"trained {result.config['system']} in {result.model.n} neurons: "
         f"{training['steps']} steps in {training['train_seconds']:.1f} s; on monitor points, "

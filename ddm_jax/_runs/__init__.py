@@ -16,6 +16,8 @@ exactly what the shell does. One module per command, over shared folder mechanic
 - ``_export``: `export_run` (``ddm-jax export``);
 - ``_memory``: `memory_run` (``ddm-jax memory``, wells-family runs).
 - ``_analyze``: `analyze_run` (``ddm-jax analyze``).
+- ``_train_data``, ``_evaluate_data``: `train_data_run` (``ddm-jax train data.npz --dt``)
+  and the evaluation of such a run against its held-out recordings (`DataReport`).
 
 A run folder is self-describing:
 
@@ -31,6 +33,7 @@ A run folder is self-describing:
 - ``memory.json``, ``figures/memory_*.png``: written by `memory_run`.
 - ``analysis.json``, ``figures/{energy_fields,epr,explained_variance,recovered}.png``:
   written by `analyze_run` (SPEC sections 7-8).
+- ``data.npz`` / ``data.npy``: a data run's copy of its trajectory file.
 
 Every command checks all its settings before it writes anything, so a failed start leaves
 the folder as it was, and every file is written atomically (temporary name, then rename), so
@@ -40,6 +43,7 @@ an interrupted command never leaves a half-written file in place of a good one.
 from ._analyze import analyze_run as analyze_run
 from ._checkpoint import read_checkpoint_header as read_checkpoint_header
 from ._evaluate import evaluate_run as evaluate_run
+from ._evaluate_data import DataReport as DataReport
 from ._export import export_run as export_run
 from ._folder import RunError as RunError
 from ._loading import (
@@ -56,3 +60,4 @@ from ._simulate import (
 from ._status import run_status as run_status
 from ._target_spec import load_target as load_target
 from ._train import TrainProgress as TrainProgress, train_run as train_run
+from ._train_data import train_data_run as train_data_run

@@ -20,6 +20,7 @@ from .._plotting import (
     plot_trajectories,
     save_figure,
 )
+from ._evaluate_data import DataReport, evaluate_data_run, is_data_run
 from ._folder import FIGURES, check_count, check_simulation
 from ._loading import TrainedRun, load_run
 from ._simulate import residual_trace, side_by_side
@@ -43,7 +44,7 @@ def evaluate_run(
     seed: int = 0,
     figures: bool = True,
     display_trajectories: int = 3,
-) -> FidelityReport:
+) -> FidelityReport | DataReport:
     """Measure a trained run against its target; write ``metrics.json``, ``report.md``, figures.
 
     Runs `fidelity_report` with these settings (SPEC section 9), then simulates
@@ -56,8 +57,14 @@ def evaluate_run(
     ``neurons`` (a few neuron traces), ``drift_field`` (target vs network drift on a slice),
     ``loss`` (training loss), ``marginals`` (stationary histograms) and ``residual``
     (off-subspace residual over time).
+
+    A run trained on recorded trajectories (`train_data_run`) has no true SDE: it is compared
+    with its held-out data instead (`evaluate_data_run`: sliced Wasserstein, moments, drift
+    consistency), using only ``trajectories``, ``dt`` and ``seed``, and returns a `DataReport`.
     """
     loaded = load_run(run)
+    if is_data_run(loaded.config):  # no true SDE: compare with the held-out recordings
+        return evaluate_data_run(loaded, trajectories=trajectories, dt=dt, seed=seed)
     path, model, target = loaded.path, loaded.model, loaded.target
     check_simulation(target.additive, solver=solver, time=time, dt=dt, save_dt=save_dt,
                      burn_in=burn_in)  # fmt: skip

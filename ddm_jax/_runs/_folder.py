@@ -20,7 +20,7 @@ RUN_FORMAT = "ddm-jax-run/1"
 RUN_FILES = (
     "config.json", "target.py", "pool.npy", "checkpoint.eqx", "model.eqx", "losses.npz",
     "training.json", "simulation.npz", "metrics.json", "report.md", "weights.npz",
-    "moments.json",
+    "moments.json", "data.npz", "data.npy",
 )  # fmt: skip
 FIGURES = ("latent", "neurons", "drift_field", "loss", "marginals", "residual")
 

@@ -77,5 +77,10 @@ def load_run(path: str | os.PathLike) -> TrainedRun:
                 f"or truncated ({type(err).__name__}: {err})."
             ) from err
     training = read_json(path / "training.json") if (path / "training.json").is_file() else {}
-    target = target_from_config(path, config)
+    if config["settings"]["target"]["kind"] == "data":
+        from ._train_data import data_target  # a data run's target is its network's SDE
+
+        target = data_target(config, model)
+    else:
+        target = target_from_config(path, config)
     return TrainedRun(path, config, target, model, losses, noise_losses, training)

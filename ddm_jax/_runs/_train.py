@@ -141,6 +141,7 @@ def train_run(
     overwrite: bool = False,
     checkpoint_every: float = 5.0,
     progress: Callable[[TrainProgress], Any] | None = None,
+    dt: float | None = None,
     **train_settings,
 ) -> TrainedRun:
     """Train a network for ``system`` in the run folder ``out``, checkpointing as it goes.
@@ -153,7 +154,8 @@ def train_run(
     written, so a failed start leaves ``out`` as it was.
 
     Args:
-        system: a registered name (see `SYSTEMS`) or ``path/to/file.py:name``.
+        system: a registered name (see `SYSTEMS`), ``path/to/file.py:name``, or a
+            ``.npz``/``.npy`` file of recorded trajectories (see `train_data_run`).
         out: the run folder (default ``runs/<system>-<neurons>``).
         neurons: network size (default: the paper's size for the system, else 64).
         params: target parameters, e.g. ``{"noise": 0.5}``.
@@ -166,6 +168,7 @@ def train_run(
         checkpoint_every: seconds between checkpoints (0: after every chunk of steps). A
             checkpoint is also written at the end of each phase and on KeyboardInterrupt.
         progress: called with a `TrainProgress` after every chunk of steps.
+        dt: sampling interval of a trajectory file (only with one).
         **train_settings: fields of `TrainConfig` (``steps``, ``batch``, ``lr``,
             ``sampler``, ``chunk``, ``noise_steps``, ...).
 
@@ -175,6 +178,20 @@ def train_run(
         CorruptFileError: when a checkpoint or pool file is corrupt.
         ValueError: for bad settings.
     """
+    if str(system).endswith((".npz", ".npy")):
+        from ._train_data import train_data_run  # it builds on this module
+
+        if resume or params or private_noise:
+            raise ValueError(
+                "Expected no --resume, --param/--noise or --private-noise with a trajectory "
+                "file; a data run learns its target and trains in one pass."
+            )
+        return train_data_run(
+            system, out, dt=dt, neurons=neurons, seed=seed, tau=tau, overwrite=overwrite,
+            progress=progress, **train_settings,
+        )  # fmt: skip
+    if dt is not None:
+        raise ValueError(f"Expected --dt only with a .npz/.npy trajectory file; got {system!r}.")
     unknown = sorted(set(train_settings) - set(TRAIN_FIELDS))
     if unknown:
         raise ValueError(f"Expected training settings among {list(TRAIN_FIELDS)}; got {unknown}.")
