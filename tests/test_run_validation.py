@@ -184,3 +184,17 @@ def test_fit_and_fidelity_on_a_target_whose_box_escapes():
                                  burn_in=1.0, dt=1e-2, save_dt=0.1, null_pairs=1)  # fmt: skip
     assert np.isfinite(report.metrics["drift_error_attractor"])
     assert np.isfinite(report.metrics["sw"])
+
+
+def test_overwrite_clears_what_every_command_wrote(tmp_path):
+    out = tmp_path / "run"
+    ddm.train_run("vdp", out, **SMALL)
+    (out / "figures").mkdir(exist_ok=True)
+    written = ["analysis.json", "memory.json", "moments.json", "figures/epr.png",
+               "figures/memory_recall.png", "figures/latent.png"]  # fmt: skip
+    for name in written:
+        (out / name).write_text("from the old run")
+    (out / "notes.txt").write_text("the user's own")
+    ddm.train_run("vdp", out, overwrite=True, **SMALL)
+    assert not [name for name in written if (out / name).exists()]
+    assert (out / "notes.txt").read_text() == "the user's own"  # only ddm-jax's own files go

@@ -45,13 +45,13 @@ from ._checkpoint import read_checkpoint_header as read_checkpoint_header
 from ._evaluate import evaluate_run as evaluate_run
 from ._evaluate_data import DataReport as DataReport
 from ._export import export_run as export_run
-from ._folder import RunError as RunError
+from ._folder import MEMORY_FIGURES as MEMORY_FIGURES, RunError as RunError
 from ._loading import (
     TrainedRun as TrainedRun,
     default_run_folder as default_run_folder,
     load_run as load_run,
 )
-from ._memory import MEMORY_FIGURES as MEMORY_FIGURES, memory_run as memory_run
+from ._memory import memory_run as memory_run
 from ._simulate import (
     moments_run as moments_run,
     residual_trace as residual_trace,

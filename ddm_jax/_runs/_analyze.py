@@ -36,7 +36,6 @@ from ._folder import check_count, check_simulation
 from ._loading import load_run
 
 Z95_HALF = 1.959964  # half-width of a 95% interval in standard errors
-ANALYSIS_FIGURES = ("energy_fields", "epr", "explained_variance", "recovered")
 
 
 def _same(key):

@@ -20,9 +20,12 @@ RUN_FORMAT = "ddm-jax-run/1"
 RUN_FILES = (
     "config.json", "target.py", "pool.npy", "checkpoint.eqx", "model.eqx", "losses.npz",
     "training.json", "simulation.npz", "metrics.json", "report.md", "weights.npz",
-    "moments.json", "data.npz", "data.npy",
+    "moments.json", "data.npz", "data.npy", "analysis.json", "memory.json",
 )  # fmt: skip
+# figures/*.png, by the command that draws them; --overwrite clears all of them
 FIGURES = ("latent", "neurons", "drift_field", "loss", "marginals", "residual")
+ANALYSIS_FIGURES = ("energy_fields", "epr", "explained_variance", "recovered")
+MEMORY_FIGURES = ("memory_switching", "memory_recall", "memory_occupancy")
 
 
 class RunError(ValueError):
@@ -132,5 +135,5 @@ def clear(path: Path) -> None:
     for name in RUN_FILES:
         (path / name).unlink(missing_ok=True)
     if (path / "figures").is_dir():
-        for name in FIGURES:
+        for name in FIGURES + ANALYSIS_FIGURES + MEMORY_FIGURES:
             (path / "figures" / f"{name}.png").unlink(missing_ok=True)

@@ -20,8 +20,6 @@ from .._wells import WELLS_FAMILY, well_geometry
 from ._folder import RunError, check_count, check_finite
 from ._loading import load_run
 
-MEMORY_FIGURES = ("memory_switching", "memory_recall", "memory_occupancy")
-
 
 def _check_settings(trials, trajectories, time, burn_in, dt, seed) -> None:
     check_count("trials", trials, 1)
