@@ -2,11 +2,19 @@
 
 The pipeline, one private module each: targets (`_targets`, `_systems`) -> network
 (`_network`) -> simulation (`_integrate`, `_simulate`) -> matching (`_sampling`, `_losses`,
-`_matching`) -> fidelity (`_fidelity`); then files (`_io`), figures (`_plotting`), and the
-application on top: run folders (the `_runs` package, one module per command) and the
-command line (the `_cli` package).
+`_matching`) -> fidelity (`_fidelity`, `_census`; the remedy `_remedy`); then files (`_io`),
+figures (`_plotting`), and the application on top: run folders (the `_runs` package, one
+module per command) and the command line (the `_cli` package).
 """
 
+from ._census import (
+    CLASSES as CLASSES,
+    Census as Census,
+    Orbits as Orbits,
+    attractor_census as attractor_census,
+    census_applies as census_applies,
+    orbit_census as orbit_census,
+)
 from ._fidelity import (
     FidelityReport as FidelityReport,
     fidelity_report as fidelity_report,
@@ -59,6 +67,7 @@ from ._plotting import (
     plot_trajectories as plot_trajectories,
     save_figure as save_figure,
 )
+from ._remedy import refine_attractors as refine_attractors
 from ._runs import (
     RunError as RunError,
     TrainedRun as TrainedRun,

@@ -172,6 +172,23 @@ class FidelityReport:
                 ("largest Lyapunov exponent", f"{m['lyapunov_network']:.4f}",
                  f"{m['lyapunov_target']:.4f}")
             )  # fmt: skip
+        if "census_mismatch" in m:  # added by `attractor_census` (ddm-jax evaluate)
+            rows.append(
+                (
+                    "census: starts in another class than the target's",
+                    pct(m["census_mismatch"]),
+                    pct(m["census_target_mismatch"]),
+                )
+            )
+            rows.append(
+                (
+                    "census: Lyapunov exponent over chaotic starts (mean +- sd)",
+                    f"{m['census_lyapunov_network']:.4f} +- {m['census_lyapunov_network_std']:.4f}",
+                    f"{m['census_lyapunov_target']:.4f} +- {m['census_lyapunov_target_std']:.4f}",
+                )
+            )
+            rows.append(("census: orbit SW / spread", pct(m["census_sw"]),
+                         f"{pct(m['census_sw_null'])} (null)"))  # fmt: skip
         if "period_network" in m:
             rows.append(("limit-cycle period", f"{m['period_network']:.4f}",
                          f"{m['period_target']:.4f}"))  # fmt: skip

@@ -22,7 +22,7 @@ RUN_FILES = (
     "training.json", "simulation.npz", "metrics.json", "report.md", "weights.npz",
     "moments.json",
 )  # fmt: skip
-FIGURES = ("latent", "neurons", "drift_field", "loss", "marginals", "residual")
+FIGURES = ("latent", "neurons", "drift_field", "loss", "marginals", "residual", "census")
 
 
 class RunError(ValueError):
