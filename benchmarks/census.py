@@ -11,15 +11,17 @@ the target's spread, attractor drift error, and the seconds of one census (compi
 the remedy. Writes results/census.{json,md,png}.
 
     python benchmarks/census.py [--seeds 0 1 2 3 4] [--rounds 4] [--systems dadras vdp lorenz]
+                                [--keep] [--name census]  # --keep: the rows not rerun stay
 """
 
 import argparse
+import json
 import time
 from dataclasses import replace
 
 import jax.random as jr
 import numpy as np
-from _results import plt, stamp, write_results
+from _results import RESULTS, plt, result_name, stamp, write_results
 
 import ddm_jax as ddm
 
@@ -109,14 +111,20 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--systems", nargs="+", default=["dadras", "vdp", "lorenz"])
+    parser.add_argument("--keep", action="store_true", help="keep the rows not rerun")
+    parser.add_argument("--name", default="census", help="results/NAME.{json,md,png}")
     args = parser.parse_args()
     rows = []
+    old = RESULTS / f"{result_name(args.name)}.json"
+    if args.keep and old.exists():
+        rows = json.loads(old.read_text())["rows"]
     for system in args.systems:
         for seed in args.seeds if system == "dadras" else [0]:
+            rows = [r for r in rows if (r["system"], r["seed"]) != (system, seed)]
             rows.append(run(system, seed, args.rounds))
             print(table(rows[-1:]), flush=True)
             data = {**stamp(), "rounds": args.rounds, "rows": rows}
-            write_results("census", data, table(rows), lambda path: plot(rows, path))
+            write_results(args.name, data, table(rows), lambda path, rows=rows: plot(rows, path))
 
 
 if __name__ == "__main__":

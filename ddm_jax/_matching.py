@@ -44,8 +44,8 @@ class TrainConfig:
         chunk: steps fused into one jitted call (progress and checkpoints happen between).
         noise_steps: steps of diffusion matching (state-dependent noise only).
         remedy_rounds: at most this many rounds of the spurious-attractor remedy after
-            drift matching (`refine_attractors`; 0, the default, is off). Recommended for
-            chaotic targets (4).
+            drift matching (`refine_attractors`; 0, the default, is off: it costs censuses
+            and raises the box error). Recommended for chaotic targets: 4.
         remedy_steps: drift-matching steps per remedy round.
     """
 
