@@ -61,7 +61,8 @@ def drift_jacobian_loss(model: LowRankRNN, target: Target, zs: Float[Array, "bat
 def _summary(census: Census, round_: int) -> dict:
     keys = ("census_mismatch", "census_lyapunov_network", "census_lyapunov_target",
             "census_lyapunov_error", "census_sw")  # fmt: skip
-    return {"round": round_, **{k: census.metrics[k] for k in keys}}
+    finite = lambda v: float(v) if np.isfinite(v) else None  # None: no chaotic orbit (JSON)
+    return {"round": round_, **{k: finite(census.metrics[k]) for k in keys}}
 
 
 def _score(census: Census) -> tuple[float, float]:

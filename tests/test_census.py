@@ -100,3 +100,13 @@ def test_census_errors(key, no_typecheck):
         ddm.TrainConfig(remedy_steps=0)
     with pytest.raises(ValueError, match="Expected remedy_rounds=0 in a seed sweep"):
         ddm.fit_seeds(lorenz, 8, seeds=[0, 1], config=ddm.TrainConfig(remedy_rounds=1))
+
+
+def test_fit_and_train_run_agree_with_the_remedy(tmp_path):
+    settings = dict(steps=200, batch=64, chunk=100, remedy_rounds=1, remedy_steps=20)
+    vdp = ddm.make_target("vdp")
+    fitted = ddm.fit(vdp, 16, key=jr.key(3), config=ddm.TrainConfig(**settings))
+    run = ddm.train_run("vdp", tmp_path / "run", neurons=16, seed=3, **settings)
+    assert eqx.tree_equal(fitted.model, run.model)
+    np.testing.assert_array_equal(fitted.losses, run.losses)
+    assert run.training["remedy"] == fitted.remedy

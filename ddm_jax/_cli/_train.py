@@ -167,9 +167,14 @@ def train(
         f"{100 * training['diffusion_error_monitor']:.3f}%."
     )
     for r in training.get("remedy", []):
+        lam = [r[f"census_lyapunov_{w}"] for w in ("network", "target")]
         typer.echo(
             f"census after remedy round {r['round']}: {100 * r['census_mismatch']:.0f}% of "
-            f"starts in another class than the target's, Lyapunov exponent "
-            f"{r['census_lyapunov_network']:.3f} against {r['census_lyapunov_target']:.3f}."
+            "starts in another class than the target's"
+            + (
+                f", Lyapunov exponent {lam[0]:.3f} against {lam[1]:.3f}."
+                if None not in lam
+                else "."
+            )
         )
     typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")
