@@ -67,6 +67,7 @@ from ._plotting import (
     plot_trajectories as plot_trajectories,
     save_figure as save_figure,
 )
+from ._plotting_census import plot_census as plot_census
 from ._remedy import refine_attractors as refine_attractors
 from ._runs import (
     RunError as RunError,
