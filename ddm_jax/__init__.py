@@ -2,11 +2,19 @@
 
 The pipeline, one private module each: targets (`_targets`, `_systems`) -> network
 (`_network`) -> simulation (`_integrate`, `_simulate`) -> matching (`_sampling`, `_losses`,
-`_matching`) -> fidelity (`_fidelity`); then files (`_io`), figures (`_plotting`), and the
-application on top: run folders (the `_runs` package, one module per command) and the
-command line (the `_cli` package).
+`_matching`) -> fidelity (`_fidelity`, `_census`; the remedy `_remedy`); then files (`_io`),
+figures (`_plotting`), and the application on top: run folders (the `_runs` package, one
+module per command) and the command line (the `_cli` package).
 """
 
+from ._census import (
+    CLASSES as CLASSES,
+    Census as Census,
+    Orbits as Orbits,
+    attractor_census as attractor_census,
+    census_applies as census_applies,
+    orbit_census as orbit_census,
+)
 from ._data import (
     Increments as Increments,
     data_box as data_box,
@@ -130,11 +138,13 @@ from ._plotting_analysis import (
     plot_explained_variance as plot_explained_variance,
     plot_recovered as plot_recovered,
 )
+from ._plotting_census import plot_census as plot_census
 from ._plotting_memory import (
     plot_curves as plot_curves,
     plot_cycling as plot_cycling,
     plot_occupancy as plot_occupancy,
 )
+from ._remedy import refine_attractors as refine_attractors
 from ._runs import (
     MEMORY_FIGURES as MEMORY_FIGURES,
     DataReport as DataReport,

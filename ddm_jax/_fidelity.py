@@ -172,6 +172,18 @@ class FidelityReport:
                 ("largest Lyapunov exponent", f"{m['lyapunov_network']:.4f}",
                  f"{m['lyapunov_target']:.4f}")
             )  # fmt: skip
+        if "census_mismatch" in m:  # added by `attractor_census` (ddm-jax evaluate)
+            lam = lambda w: (f"{m[f'census_lyapunov_{w}']:.4f} +- "
+                             f"{m[f'census_lyapunov_{w}_std']:.4f}")  # fmt: skip
+            rows += [
+                ("census: starts in another class than the target's",
+                 pct(m["census_mismatch"]), pct(m["census_target_mismatch"])),
+                ("census: orbit SW / spread", pct(m["census_sw"]),
+                 f"{pct(m['census_sw_null'])} (null)"),
+            ]  # fmt: skip
+            if np.isfinite(m["census_lyapunov_target"]):
+                rows.append(("census: Lyapunov exponent over chaotic starts (mean +- sd)",
+                             lam("network"), lam("target")))  # fmt: skip
         if "period_network" in m:
             rows.append(("limit-cycle period", f"{m['period_network']:.4f}",
                          f"{m['period_target']:.4f}"))  # fmt: skip

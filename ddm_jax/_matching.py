@@ -43,6 +43,10 @@ class TrainConfig:
         enlarge: the box sampler draws from the box enlarged by this fraction.
         chunk: steps fused into one jitted call (progress and checkpoints happen between).
         noise_steps: steps of diffusion matching (state-dependent noise only).
+        remedy_rounds: at most this many rounds of the spurious-attractor remedy after
+            drift matching (`refine_attractors`; 0, the default, is off: it costs censuses
+            and raises the box error). Recommended for chaotic targets: 4.
+        remedy_steps: drift-matching steps per remedy round.
     """
 
     steps: int = 20000
@@ -54,12 +58,18 @@ class TrainConfig:
     enlarge: float = 0.2
     chunk: int = 250
     noise_steps: int = 3000
+    remedy_rounds: int = 0
+    remedy_steps: int = 4000
 
     def __post_init__(self):
-        for name in ("steps", "batch", "chunk", "noise_steps"):
+        for name in ("steps", "batch", "chunk", "noise_steps", "remedy_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Expected {name} to be a positive integer; got {value!r}.")
+        if not isinstance(self.remedy_rounds, int) or self.remedy_rounds < 0:
+            raise ValueError(
+                f"Expected remedy_rounds to be an integer >= 0; got {self.remedy_rounds!r}."
+            )
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"Expected a finite learning rate lr > 0; got {self.lr!r}.")
         if self.sampler not in SAMPLERS:
@@ -196,6 +206,7 @@ class FitResult(eqx.Module):
     losses: np.ndarray
     noise_losses: np.ndarray | None
     pool: Float[Array, "pool k"] | None
+    remedy: list | None = None  # one census summary per remedy round (`refine_attractors`)
 
 
 class _FitPlan(typing.NamedTuple):
@@ -205,22 +216,27 @@ class _FitPlan(typing.NamedTuple):
     noise_fit_key: Key
     noise_key: Key
     noise_config: TrainConfig
+    remedy_key: Key
 
 
 def _fit_plan(key: Key, config: TrainConfig) -> _FitPlan:
     """How `fit` splits its key and sets up noise matching; `train_run` reuses it, bit for bit.
 
     Four subkeys: network init, the attractor pool, drift-matching batches, noise matching
-    (split again into the least-squares points and the batches). Noise matching starts from
-    the closed form (`fit_noise_readout`), samples the box only and refines at 1/100 of the
-    drift learning rate: at the full rate Adam's first steps undo the closed form (measured
-    on a Stuart-Landau oscillator, n = 128: diffusion error 0.04% before, 24% after 3,000
-    steps at lr 1e-2, 0.04% at lr 1e-4).
+    (split again into the least-squares points and the batches); the spurious-attractor
+    remedy folds 1 into ``key`` (so that the other four are those of runs without it).
+    Noise matching starts from the closed form (`fit_noise_readout`), samples the box only
+    and refines at 1/100 of the drift learning rate: at the full rate Adam's first steps
+    undo the closed form (measured on a Stuart-Landau oscillator, n = 128: diffusion error
+    0.04% before, 24% after 3,000 steps at lr 1e-2, 0.04% at lr 1e-4).
     """
     init_key, pool_key, drift_key, noise_key = jr.split(key, 4)
     noise_fit_key, noise_key = jr.split(noise_key)
     noise_config = replace(config, sampler="box", lr=config.lr / 100)
-    return _FitPlan(init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config)
+    remedy_key = jr.fold_in(key, 1)
+    return _FitPlan(
+        init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config, remedy_key
+    )
 
 
 def fit_noise_readout(
@@ -268,6 +284,10 @@ def fit(
 ) -> FitResult:
     """Embed ``target`` into an ``n``-neuron low-rank network: init, drift and noise matching.
 
+    With ``config.remedy_rounds > 0`` drift matching is followed by the spurious-attractor
+    remedy (`refine_attractors`); its steps are appended to ``losses`` and its census
+    summaries are in ``FitResult.remedy``.
+
     Args:
         target: the target SDE (see `make_target`, `from_callables`).
         n: number of neurons.
@@ -284,15 +304,24 @@ def fit(
         init_train_state(model, config), target, key=plan.drift_key, config=config, pool=pool,
         on_chunk=on_chunk,
     )  # fmt: skip
+    model, history = state.model, None
+    if config.remedy_rounds:
+        # the remedy measures with the census, which sits downstream of matching
+        from ._remedy import refine_attractors
+
+        model, remedy_losses, history = refine_attractors(
+            model, target, key=plan.remedy_key, config=config, pool=pool
+        )
+        losses = np.concatenate([losses, remedy_losses])
     noise_losses = None
-    if state.model.noise_readout is not None:
-        noisy = fit_noise_readout(state.model, target, key=plan.noise_fit_key, config=config)
+    if model.noise_readout is not None:
+        noisy = fit_noise_readout(model, target, key=plan.noise_fit_key, config=config)
         noise_state = init_train_state(noisy, config, noise=True)
         noise_state, noise_losses = run_training(
             noise_state, target, key=plan.noise_key, config=plan.noise_config, noise=True
         )
-        state = noise_state
-    return FitResult(state.model, losses, noise_losses, pool)
+        model = noise_state.model
+    return FitResult(model, losses, noise_losses, pool, history)
 
 
 def fit_seeds(
@@ -317,6 +346,11 @@ def fit_seeds(
     Returns:
         One `FitResult` per seed, in the order of ``seeds``.
     """
+    if config.remedy_rounds:
+        raise ValueError(
+            f"Expected remedy_rounds=0 in a seed sweep (the remedy runs per network); got "
+            f"{config.remedy_rounds}. Fit each seed with fit()."
+        )
     seeds = [int(s) for s in seeds]
     if len(seeds) == 0 or len(set(seeds)) != len(seeds):
         raise ValueError(f"Expected a non-empty sequence of distinct seeds; got {seeds!r}.")

@@ -180,8 +180,10 @@ def test_evaluate_writes_metrics_report_figures_and_reproduces(trained, tmp_path
     report = (trained / "report.md").read_text()
     assert "| limit-cycle period |" in report
     assert "figures/latent.png" in report
-    for name in ("latent", "neurons", "drift_field", "loss", "marginals", "residual"):
+    for name in ("latent", "neurons", "drift_field", "loss", "marginals", "residual", "census"):
         assert_not_blank(trained / "figures" / f"{name}.png")
+    assert metrics["metrics"]["census_mismatch"] is not None  # vdp: a limit cycle
+    assert "| census: orbit SW / spread |" in report
     # the Python API mirrors the CLI and reproduces metrics.json exactly
     copy = tmp_path / "copy"
     shutil.copytree(trained, copy)

@@ -46,12 +46,16 @@ def evaluate(
     solver: Annotated[str, typer.Option(help="Network solver.")] = "euler",
     seed: Annotated[int, typer.Option(help="PRNG seed.")] = 0,
     figures: Annotated[bool, typer.Option(help="Write figures/*.png.")] = True,
+    census: Annotated[
+        bool, typer.Option(help="Attractor census of the noise-free flow (not for fixed points).")
+    ] = True,
 ):
     """Measure fidelity to the target: metrics.json, report.md and figures/."""
     with errors():
         report = ddm.evaluate_run(
             run, trajectories=trajectories, time=time_, burn_in=burn_in, dt=dt,
             save_dt=save_dt, null_pairs=null_pairs, solver=solver, seed=seed, figures=figures,
+            census=census,
         )  # fmt: skip
     typer.echo(report.to_markdown())
     drawn = figures and not isinstance(report, ddm.DataReport)  # data runs draw none

@@ -136,6 +136,10 @@ def train(
     final_lr_fraction: Annotated[Float, _opt("Final lr / lr", "final_lr_fraction")] = None,
     attractor_fraction: Annotated[Float, _opt("Mixture share", "attractor_fraction")] = None,
     enlarge: Annotated[Float, _opt("Box enlargement of the box sampler", "enlarge")] = None,
+    remedy_rounds: Annotated[
+        Int, _opt("Spurious-attractor remedy rounds (chaotic targets: 4)", "remedy_rounds")
+    ] = None,
+    remedy_steps: Annotated[Int, _opt("Steps per remedy round", "remedy_steps")] = None,
     out: Annotated[Path | None, _opt("Run folder \\[default: runs/<system>-<neurons>]")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out")] = False,
     overwrite: Annotated[
@@ -159,7 +163,8 @@ def train(
                 checkpoint_every=checkpoint_every, progress=view, steps=steps, batch=batch,
                 lr=lr, sampler=sampler, chunk=chunk, noise_steps=noise_steps,
                 final_lr_fraction=final_lr_fraction, attractor_fraction=attractor_fraction,
-                enlarge=enlarge, **({"dt": dt} if dt is not None else {}),
+                enlarge=enlarge, remedy_rounds=remedy_rounds, remedy_steps=remedy_steps,
+                **({"dt": dt} if dt is not None else {}),
             )  # fmt: skip
     if resume and view.reports == 0:
         typer.echo(f"{result.path}: training had finished; nothing left to do.")
@@ -178,4 +183,15 @@ def train(
         f"relative drift error {100 * training['drift_error_monitor']:.3f}%, diffusion error "
         f"{100 * training['diffusion_error_monitor']:.3f}%."
     )
+    for r in training.get("remedy", []):
+        lam = [r[f"census_lyapunov_{w}"] for w in ("network", "target")]
+        typer.echo(
+            f"census after remedy round {r['round']}: {100 * r['census_mismatch']:.0f}% of "
+            "starts in another class than the target's"
+            + (
+                f", Lyapunov exponent {lam[0]:.3f} against {lam[1]:.3f}."
+                if None not in lam
+                else "."
+            )
+        )
     typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")

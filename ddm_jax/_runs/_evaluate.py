@@ -9,6 +9,7 @@ import os
 import jax.random as jr
 import numpy as np
 
+from .._census import attractor_census, census_applies
 from .._fidelity import FidelityReport, fidelity_report, stationary_samples
 from .._io import atomic_write_json, atomic_write_text
 from .._plotting import (
@@ -20,6 +21,7 @@ from .._plotting import (
     plot_trajectories,
     save_figure,
 )
+from .._plotting_census import plot_census
 from ._evaluate_data import DataReport, evaluate_data_run, is_data_run
 from ._folder import FIGURES, check_count, check_simulation
 from ._loading import TrainedRun, load_run
@@ -44,6 +46,7 @@ def evaluate_run(
     seed: int = 0,
     figures: bool = True,
     display_trajectories: int = 3,
+    census: bool = True,
 ) -> FidelityReport | DataReport:
     """Measure a trained run against its target; write ``metrics.json``, ``report.md``, figures.
 
@@ -57,6 +60,11 @@ def evaluate_run(
     ``neurons`` (a few neuron traces), ``drift_field`` (target vs network drift on a slice),
     ``loss`` (training loss), ``marginals`` (stationary histograms) and ``residual``
     (off-subspace residual over time).
+
+    With ``census`` (the default), targets whose noise-free orbits are not all fixed points
+    (`census_applies`) also get the attractor census (`attractor_census`, 32 starts): its
+    ``census_*`` metrics join ``metrics.json`` and ``report.md``, and the figure ``census``
+    shows the exponent per start, target against network.
 
     A run trained on recorded trajectories (`train_data_run`) has no true SDE: it is compared
     with its held-out data instead (`evaluate_data_run`: sliced Wasserstein, moments, drift
@@ -76,10 +84,18 @@ def evaluate_run(
         model, target, key=k_report, trajectories=trajectories, t1=time, burn_in=burn_in,
         dt=dt, save_dt=save_dt, null_pairs=null_pairs, solver=solver,
     )  # fmt: skip
+    found = None
+    k_census = jr.fold_in(jr.key(seed), 15)  # leaves the keys of the report as they were
+    if census and census_applies(target, key=jr.fold_in(k_census, 0)):
+        found = attractor_census(model, target, key=jr.fold_in(k_census, 1))
+        report.metrics.update(found.metrics)
     figs = {}
     if figures:
         figs = _figures(loaded, report, key=k_display, dt=dt, t1=min(time, 20.0), solver=solver,
                         trajectories=min(display_trajectories, trajectories))  # fmt: skip
+        if found is not None:
+            figs["census"] = plot_census(found, system=target.name,
+                                         title=f"{target.name}, {model.n} neurons")  # fmt: skip
     settings = {**report.settings, "burn_in": burn_in, "seed": seed}
     training = loaded.training
     train = loaded.config["settings"]["train"]
@@ -137,4 +153,4 @@ def _figures(loaded: TrainedRun, report: FidelityReport, *, key, dt, t1, solver,
             title=label,
         ),
     }
-    return {name: figs[name] for name in FIGURES}
+    return {name: figs[name] for name in FIGURES if name in figs}

@@ -23,7 +23,7 @@ RUN_FILES = (
     "moments.json", "data.npz", "data.npy", "analysis.json", "memory.json",
 )  # fmt: skip
 # figures/*.png, by the command that draws them; --overwrite clears all of them
-FIGURES = ("latent", "neurons", "drift_field", "loss", "marginals", "residual")
+FIGURES = ("latent", "neurons", "drift_field", "loss", "marginals", "residual", "census")
 ANALYSIS_FIGURES = ("energy_fields", "epr", "explained_variance", "recovered")
 MEMORY_FIGURES = ("memory_switching", "memory_recall", "memory_occupancy")
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -27,6 +28,7 @@ from .._io import atomic_write_bytes, atomic_write_json, save_model
 from .._losses import diffusion_error, drift_error
 from .._matching import TrainConfig, _fit_plan, fit_noise_readout, init_train_state, run_training
 from .._network import LowRankRNN, init_network
+from .._remedy import refine_attractors
 from .._sampling import attractor_points, sample_box
 from .._targets import Target
 from ._checkpoint import load_pool, read_checkpoint, save_pool, write_checkpoint
@@ -286,6 +288,7 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
         phase, elapsed = header["phase"], header["elapsed"]
     monitor = _monitor_points(target, pool)
     has_noise_phase = model.noise_readout is not None
+    remedy_history = None
 
     started = time.monotonic()
     # the latest completed state, replaced in one store so an interrupt never splits it
@@ -327,6 +330,11 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
             )  # fmt: skip
             if not last["saved"]:
                 checkpoint("drift")
+            if config.remedy_rounds:  # not checkpointed: a resume redoes it, bit for bit
+                state, remedy = _remedy(state, target, plan, config, pool)
+                last["snap"] = (state, np.concatenate([last["snap"][1], remedy[0]]),
+                                last["snap"][2])  # fmt: skip
+                remedy_history = remedy[1]
             if has_noise_phase:
                 phase = "noise"
                 noisy = fit_noise_readout(
@@ -356,12 +364,21 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
         "final_loss": float(np.mean(losses[-min(100, losses.size):])) if losses.size else None,
         "drift_error_monitor": float(drift_error(model, target, monitor)),
         "diffusion_error_monitor": float(diffusion_error(model, target, monitor)),
+        **({"remedy": remedy_history} if remedy_history is not None else {}),
         "finished": now(),
     }  # fmt: skip
     atomic_write_json(path / "training.json", summary)
     save_model(path / "model.eqx", model)  # last: its presence means training finished
     noise_losses = noise_losses if has_noise_phase else None
     return TrainedRun(path, read_config(path), target, model, losses, noise_losses, summary)
+
+
+def _remedy(state, target: Target, plan, config: TrainConfig, pool):
+    """The spurious-attractor remedy after drift matching, as `fit` runs it."""
+    model, losses, history = refine_attractors(
+        state.model, target, key=plan.remedy_key, config=config, pool=pool
+    )
+    return eqx.tree_at(lambda s: s.model, state, model), (losses, history)
 
 
 def _write_losses(path: Path, losses, noise_losses) -> None:
