@@ -5,6 +5,7 @@ whose control is ``(dt, dW)``). Euler (Euler-Maruyama) converges to the Ito solu
 other solvers to the Stratonovich one, which coincides for additive noise.
 """
 
+import functools
 from typing import NamedTuple
 
 import equinox as eqx
@@ -93,16 +94,24 @@ def _target_observe(params, y):
 
 
 # One compiled call each instead of eager op-by-op dispatch (and a vmap traced anew every
-# call): the fixed cost of a short simulation is Python and dispatch, not arithmetic.
-_embed_all = jax.jit(lambda model, z0s: jax.vmap(model.embed)(z0s))
+# call): the fixed cost of a short simulation is Python and dispatch, not arithmetic. A
+# network run costs three calls: its set-up, the ensemble, and the checks of its output.
 _split = jax.jit(jr.split, static_argnums=1)
 _subspace = jax.jit(lambda gamma: (jnp.linalg.qr(gamma)[0], jnp.linalg.pinv(gamma), gamma.T))
 
 
+@functools.partial(jax.jit, static_argnums=3)
+def _network_setup(model: LowRankRNN, z0s, key: Key, batch: int):
+    """The subspace (`_subspace`), the embedded initial states and the keys, in one call."""
+    return _subspace(model.Gamma), jax.vmap(model.embed)(z0s), jr.split(key, batch)
+
+
 @jax.jit
-def _residuals(perp, dist2):
+def _network_checks(zs, perp, dist2):
+    """Whether every state is finite, and the RMS and largest off-subspace residual."""
     scale = jnp.sqrt(jnp.mean(dist2))
-    return jnp.stack([jnp.sqrt(jnp.mean(perp**2)) / scale, jnp.max(perp) / scale])
+    residuals = jnp.stack([jnp.sqrt(jnp.mean(perp**2)) / scale, jnp.max(perp) / scale])
+    return jnp.all(jnp.isfinite(zs)), residuals
 
 
 def _problem(
@@ -115,17 +124,17 @@ def _problem(
     if isinstance(system, LowRankRNN):
         name = "network"
         z0s = _initial_states(z0s, system.k, "the network")
+        solver_ = _solver(solver, system.noise_readout is None)  # checked before keys are used
         per_device = z0s.shape[0] // _shards(z0s.shape[0])
-        sde = network_sde(system, keep_neurons=keep_neurons, batch=per_device)
-        y0s, additive = _embed_all(system, z0s), system.noise_readout is None
+        subspace, y0s, keys = _network_setup(system, z0s, key, z0s.shape[0])
+        sde = _network_sde(system, subspace, keep_neurons, per_device)
     elif isinstance(system, Target):
         name = f"target {system.name!r}"
         z0s = _initial_states(z0s, system.dim, name)
-        sde, y0s, additive = target_sde(system), z0s, system.additive
+        solver_ = _solver(solver, system.additive)
+        sde, y0s, keys = target_sde(system), z0s, _split(key, z0s.shape[0])
     else:
         raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
-    solver_ = _solver(solver, additive)
-    keys = _split(key, z0s.shape[0])
     if inputs is None:
         y0s, keys = shard_batch((y0s, keys))
         return sde, y0s, keys, solver_, name, {}
@@ -237,10 +246,14 @@ def network_sde(model: LowRankRNN, *, keep_neurons: bool = False, batch: int = 1
     neuron noise adds an n-dimensional Brownian motion when ``model.private_noise > 0``. The
     ensemble size picks the faster of two equal forms of the update (`_fused_update`).
     """
+    return _network_sde(model, _subspace(model.Gamma), keep_neurons, batch)
+
+
+def _network_sde(model: LowRankRNN, subspace, keep_neurons: bool, batch: int) -> SDE:
     noise_shape = {"latent": (model.m,)}
     if float(model.private_noise) > 0:
         noise_shape["private"] = (model.n,)
-    basis, pinv, columns = _subspace(model.Gamma)
+    basis, pinv, columns = subspace
     params = _NetworkParams(model, basis, pinv, columns if _fused_update(model.n, batch) else None)
     return SDE(
         params=params,
@@ -298,9 +311,10 @@ def simulate_network(
     )
     obs = _ensemble(sde, x0s, keys, dt, num_saves, save_every, solver_, method, **u)
     ts = np.arange(num_saves + 1) * dt * save_every
-    if check:
-        _check_finite_run(obs["z"], ts, name)
-    residual, residual_max = np.asarray(_residuals(obs["perp"], obs["dist2"])).tolist()
+    finite, residuals = jax.device_get(_network_checks(obs["z"], obs["perp"], obs["dist2"]))
+    if check and not finite:
+        _check_finite_run(obs["z"], ts, name)  # finds where
+    residual, residual_max = residuals.tolist()
     return Run(ts=ts, zs=obs["z"], xs=obs.get("x"), residual=residual, residual_max=residual_max)
 
 
