@@ -19,6 +19,7 @@ error 0.065%, at the price of the box error (0.14% to 0.77%: the remedy samples 
 points).
 """
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import jax
@@ -29,7 +30,7 @@ from jaxtyping import Array, Float
 
 from ._census import Census, attractor_census
 from ._custom_types import Key
-from ._matching import TrainConfig, _drift_filter, _train_chunk, init_train_state
+from ._matching import TrainConfig, TrainState, _drift_filter, _train_chunk, init_train_state
 from ._network import LowRankRNN
 from ._sampling import attractor_points
 from ._targets import Target
@@ -76,7 +77,7 @@ def _inside(points: np.ndarray, target: Target, enlarge: float) -> np.ndarray:
     return points[keep & np.all(np.isfinite(points), axis=-1)]
 
 
-def _train(model, target, key, config, pool):
+def _train(model, target, key, config, pool, on_chunk=None):
     """``config.steps`` steps of `drift_jacobian_loss` from a fresh Adam state."""
     state, losses = init_train_state(model, config), []
     for done in range(0, config.steps, config.chunk):
@@ -85,6 +86,8 @@ def _train(model, target, key, config, pool):
             state, target, pool, key, config, drift_jacobian_loss, _drift_filter, num
         )
         losses.append(np.asarray(chunk_losses))
+        if on_chunk is not None:
+            on_chunk(state, losses[-1])
     losses = np.concatenate(losses)
     if not np.all(np.isfinite(losses)):
         raise FloatingPointError("Training diverged in the remedy: non-finite loss.")
@@ -100,6 +103,8 @@ def refine_attractors(
     pool: Float[Array, "pool k"] | None,
     exponent_tolerance: float = 0.05,
     starts: int = 32,
+    on_round: Callable[[dict], None] | None = None,
+    on_chunk: Callable[[TrainState, np.ndarray], None] | None = None,
     **orbit_settings,
 ) -> tuple[LowRankRNN, np.ndarray, list[dict]]:
     """Continue drift matching on the network's own orbits until its census is clean.
@@ -110,7 +115,9 @@ def refine_attractors(
     ``pool`` (or of fresh attractor points when there is none) and fills the other half with
     states of the network orbits censused so far, inside the box enlarged by
     ``config.enlarge``. Deterministic given ``key``. ``starts`` and ``orbit_settings`` set
-    the census (see `attractor_census`); `fit` uses the defaults.
+    the census (see `attractor_census`); `fit` uses the defaults. Progress: ``on_round``
+    receives each census summary as it is made (round 0 first), ``on_chunk(state, losses)``
+    each chunk of a round's steps (``state.step`` counts from 0 every round).
 
     Returns:
         The network with the best census met (the input if none was better), the losses of
@@ -119,6 +126,8 @@ def refine_attractors(
     k_census, k_pool, k_pick, k_train = jr.split(key, 4)
     census = attractor_census(model, target, key=k_census, starts=starts, **orbit_settings)
     history = [_summary(census, 0)]
+    report = on_round if on_round is not None else (lambda summary: None)
+    report(history[-1])
     best, best_score = model, _score(census)
     base = np.asarray(pool if pool is not None else attractor_points(target, key=k_pool))
     half = base.shape[0] // 2
@@ -145,10 +154,11 @@ def refine_attractors(
         ]
         round_pool = jnp.asarray(np.concatenate([base[: base.shape[0] - half], *extra]))
         model, round_losses = _train(model, target, jr.fold_in(k_train, round_), round_config,
-                                     round_pool)  # fmt: skip
+                                     round_pool, on_chunk)  # fmt: skip
         losses.append(round_losses)
         census = attractor_census(model, target, key=k_census, reference=census, **orbit_settings)
         history.append(_summary(census, round_))
+        report(history[-1])
         if _score(census) < best_score:
             best, best_score = model, _score(census)
     return best, (np.concatenate(losses) if losses else np.zeros(0, np.float32)), history

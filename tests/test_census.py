@@ -59,11 +59,15 @@ def test_spurious_fixed_point_is_flagged_and_the_remedy_runs():
     assert not census.clean()
     config = ddm.TrainConfig(remedy_rounds=1, remedy_steps=20, batch=64, chunk=20)
     pool = ddm.attractor_points(vdp, key=jr.key(6), num=256)
+    rounds, chunks = [], []
     fixed, losses, history = ddm.refine_attractors(
-        model, vdp, key=jr.key(7), config=config, pool=pool, starts=8, time=50.0
-    )
+        model, vdp, key=jr.key(7), config=config, pool=pool, starts=8, time=50.0,
+        on_round=rounds.append, on_chunk=lambda state, losses: chunks.append(losses),
+    )  # fmt: skip
     assert losses.shape == (20,)
     assert [h["round"] for h in history] == [0, 1]
+    assert rounds == history  # progress: each census as it is made
+    np.testing.assert_array_equal(np.concatenate(chunks), losses)
     assert history[0]["census_mismatch"] == 1.0
     # the best census met is returned: the trained network unless training made it worse
     assert (fixed is model) == (history[1]["census_mismatch"] >= 1.0)
@@ -106,7 +110,15 @@ def test_fit_and_train_run_agree_with_the_remedy(tmp_path):
     settings = dict(steps=200, batch=64, chunk=100, remedy_rounds=1, remedy_steps=20)
     vdp = ddm.make_target("vdp")
     fitted = ddm.fit(vdp, 16, key=jr.key(3), config=ddm.TrainConfig(**settings))
-    run = ddm.train_run("vdp", tmp_path / "run", neurons=16, seed=3, **settings)
+    reports = []
+    run = ddm.train_run(
+        "vdp", tmp_path / "run", neurons=16, seed=3, progress=reports.append, **settings
+    )
     assert eqx.tree_equal(fitted.model, run.model)
     np.testing.assert_array_equal(fitted.losses, run.losses)
     assert run.training["remedy"] == fitted.remedy
+    remedy = [p for p in reports if p.phase == "remedy"]
+    assert [p.census for p in remedy if p.census is not None] == fitted.remedy
+    steps = [p.step for p in remedy if p.census is None]
+    assert steps == sorted(steps)
+    assert steps[-1] == run.losses.size - 200

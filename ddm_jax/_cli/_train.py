@@ -49,11 +49,17 @@ class _ProgressView:
 
     def __call__(self, p: "ddm.TrainProgress"):
         self.reports += 1
+        if p.census is not None:  # the remedy's census: one line each, as it is made
+            line = _census_line(p.census)
+            self.console.print(line) if self.bar is not None else typer.echo(line, err=True)
+            return
         loss = f"{p.loss:.3e}"
         err = f"{100 * p.rel_error:.3f}%" if np.isfinite(p.rel_error) else "n/a (data)"
         if self.bar is not None:
             if p.phase not in self.tasks:
-                label = "drift matching" if p.phase == "drift" else "diffusion matching"
+                label = {"drift": "drift matching", "remedy": "attractor remedy"}.get(
+                    p.phase, "diffusion matching"
+                )
                 self.tasks[p.phase] = self.bar.add_task(label, total=p.total, loss="", err="")
             self.bar.update(self.tasks[p.phase], completed=p.step, loss=loss, err=err)
         elif p.checkpoint or p.step == p.total or self.reports == 1:
@@ -63,6 +69,17 @@ class _ProgressView:
                 f"({p.elapsed:.1f} s){mark}",
                 err=True,
             )
+
+
+def _census_line(r: dict) -> str:
+    """One census summary of the remedy (`refine_attractors`) as a line."""
+    lam = [r[f"census_lyapunov_{w}"] for w in ("network", "target")]
+    when = "before the remedy" if r["round"] == 0 else f"after remedy round {r['round']}"
+    exponent = f", Lyapunov exponent {lam[0]:.3f} against {lam[1]:.3f}" if None not in lam else ""
+    return (
+        f"census {when}: {100 * r['census_mismatch']:.0f}% of starts in another class than "
+        f"the target's{exponent}."
+    )
 
 
 def _parse_params(items: list[str] | None, noise: float | None) -> dict | None:
@@ -184,14 +201,5 @@ def train(
         f"{100 * training['diffusion_error_monitor']:.3f}%."
     )
     for r in training.get("remedy", []):
-        lam = [r[f"census_lyapunov_{w}"] for w in ("network", "target")]
-        typer.echo(
-            f"census after remedy round {r['round']}: {100 * r['census_mismatch']:.0f}% of "
-            "starts in another class than the target's"
-            + (
-                f", Lyapunov exponent {lam[0]:.3f} against {lam[1]:.3f}."
-                if None not in lam
-                else "."
-            )
-        )
+        typer.echo(_census_line(r))
     typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")

@@ -53,9 +53,10 @@ class TrainProgress:
     """What a `train_run` progress callback receives after every chunk of steps.
 
     Attributes:
-        phase: ``"drift"`` or ``"noise"`` (diffusion matching of state-dependent noise).
+        phase: ``"drift"``, ``"remedy"`` (the spurious-attractor remedy, `refine_attractors`)
+            or ``"noise"`` (diffusion matching of state-dependent noise).
         step: steps done in this phase.
-        total: steps of this phase.
+        total: steps of this phase (for the remedy: at most, as it stops once clean).
         loss: mean loss over the last chunk.
         rel_error: relative L2 drift (or diffusion) error on fixed monitor points.
         checkpoint: whether a checkpoint was written after this chunk.
@@ -69,6 +70,7 @@ class TrainProgress:
     rel_error: float
     checkpoint: bool
     elapsed: float
+    census: dict | None = None  # remedy only: the census summary just made (else None)
 
 
 class _Start(NamedTuple):
@@ -322,6 +324,20 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
 
         return callback
 
+    def remedy_progress(census=None, state=None, chunk_losses=None):
+        if progress is None:
+            return
+        done = last.setdefault("remedy_steps", 0)
+        loss = err = float("nan")
+        if state is not None:
+            last["remedy_steps"] = done = done + len(chunk_losses)
+            loss = float(np.mean(chunk_losses))
+            err = float(drift_error(state.model, target, monitor))
+        progress(TrainProgress(
+            "remedy", done, config.remedy_rounds * config.remedy_steps, loss, err, False,
+            elapsed + time.monotonic() - started, census,
+        ))  # fmt: skip
+
     try:
         if phase == "drift":
             state, _ = run_training(
@@ -331,7 +347,7 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
             if not last["saved"]:
                 checkpoint("drift")
             if config.remedy_rounds:  # not checkpointed: a resume redoes it, bit for bit
-                state, remedy = _remedy(state, target, plan, config, pool)
+                state, remedy = _remedy(state, target, plan, config, pool, remedy_progress)
                 last["snap"] = (state, np.concatenate([last["snap"][1], remedy[0]]),
                                 last["snap"][2])  # fmt: skip
                 remedy_history = remedy[1]
@@ -373,11 +389,13 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
     return TrainedRun(path, read_config(path), target, model, losses, noise_losses, summary)
 
 
-def _remedy(state, target: Target, plan, config: TrainConfig, pool):
+def _remedy(state, target: Target, plan, config: TrainConfig, pool, progress):
     """The spurious-attractor remedy after drift matching, as `fit` runs it."""
     model, losses, history = refine_attractors(
-        state.model, target, key=plan.remedy_key, config=config, pool=pool
-    )
+        state.model, target, key=plan.remedy_key, config=config, pool=pool,
+        on_round=lambda census: progress(census=census),
+        on_chunk=lambda state, losses: progress(state=state, chunk_losses=losses),
+    )  # fmt: skip
     return eqx.tree_at(lambda s: s.model, state, model), (losses, history)
 
 
