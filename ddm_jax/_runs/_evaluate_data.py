@@ -93,7 +93,7 @@ def evaluate_data_run(
     a, b = _equal(a, b, rng)
     mean_err, cov_err = moment_errors(jnp.asarray(net_pts), jnp.asarray(data_pts))
     inc = increments(held, data_dt, two_lags=spec["correct"])
-    m1, _ = increment_means(model, inc, spec["correct"])
+    m1, _ = increment_means(model, inc, spec["correct"], both=False)
     g = np.asarray(model.latent_noise_target(jnp.asarray(states[0], model.W_s.dtype)), float)
     D_net = g @ g.T / 2
     resid = inc.dz1 - m1
