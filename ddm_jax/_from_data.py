@@ -46,6 +46,7 @@ from ._matching import (
     _optimiser,
     fit_noise_readout,
     init_train_state,
+    optimiser_steps,
     run_training,
 )
 from ._network import LowRankRNN, init_network
@@ -110,24 +111,16 @@ def drift_targets(inc: Increments, correct: bool) -> np.ndarray:
 
 
 def _pair_chunk(state: TrainState, zs, ys, key, config: TrainConfig, num: int):
+    """``num`` steps of the drift loss on random batches of the pairs ``(zs, ys)``."""
+
+    def batch_loss(model, step_key):
+        idx = jr.randint(step_key, (config.batch,), 0, zs.shape[0])
+        v = (zs[idx] - model.centre) / model.scale
+        pred = jax.vmap(lambda v: -v + model.W_s @ model.phi(model.Gamma @ v + model.b))(v)
+        return jnp.mean(jnp.sum((pred - model.tau * ys[idx] / model.scale) ** 2, -1))
+
     optim = _optimiser(config, config.steps)
-
-    def step(state: TrainState, _):
-        params, static = eqx.partition(state.model, _drift_filter(state.model))
-        idx = jr.randint(jr.fold_in(key, state.step), (config.batch,), 0, zs.shape[0])
-
-        def loss(params):
-            model = eqx.combine(params, static)
-            v = (zs[idx] - model.centre) / model.scale
-            pred = jax.vmap(lambda v: -v + model.W_s @ model.phi(model.Gamma @ v + model.b))(v)
-            return jnp.mean(jnp.sum((pred - model.tau * ys[idx] / model.scale) ** 2, -1))
-
-        value, grads = jax.value_and_grad(loss)(params)
-        updates, opt_state = optim.update(grads, state.opt_state, params)
-        model = eqx.combine(eqx.apply_updates(params, updates), static)
-        return TrainState(model, opt_state, state.step + 1), value
-
-    return jax.lax.scan(step, state, None, length=num)
+    return optimiser_steps(state, optim, _drift_filter, batch_loss, key, num)
 
 
 _train_pairs = eqx.filter_jit(_pair_chunk)

@@ -116,16 +116,19 @@ def _optimiser(config: TrainConfig, steps: int) -> optax.GradientTransformation:
     return optax.adam(schedule)
 
 
-def _chunk(state: TrainState, target, pool, key, config, loss_fn, filter_fn, num):
-    """``num`` optimiser steps from ``state``; returns the new state and the step losses."""
-    optim = _optimiser(config, config.steps if loss_fn is drift_loss else config.noise_steps)
+def optimiser_steps(state: TrainState, optim, filter_fn, batch_loss, key, num: int):
+    """``num`` steps of ``optim`` on ``batch_loss(model, fold_in(key, step))``, in one scan.
+
+    Only the leaves ``filter_fn(model)`` selects are trained. Returns the new state and the
+    loss of every step. Drift and noise matching (`_chunk`) and the fit to data pairs share it.
+    """
 
     def step(state: TrainState, _):
         params, static = eqx.partition(state.model, filter_fn(state.model))
-        zs = batch_points(jr.fold_in(key, state.step), target, pool, config)
+        step_key = jr.fold_in(key, state.step)
 
         def loss(params):
-            return loss_fn(eqx.combine(params, static), target, zs)
+            return batch_loss(eqx.combine(params, static), step_key)
 
         value, grads = jax.value_and_grad(loss)(params)
         updates, opt_state = optim.update(grads, state.opt_state, params)
@@ -133,6 +136,13 @@ def _chunk(state: TrainState, target, pool, key, config, loss_fn, filter_fn, num
         return TrainState(model, opt_state, state.step + 1), value
 
     return jax.lax.scan(step, state, None, length=num)
+
+
+def _chunk(state: TrainState, target, pool, key, config, loss_fn, filter_fn, num):
+    """``num`` optimiser steps from ``state``; returns the new state and the step losses."""
+    optim = _optimiser(config, config.steps if loss_fn is drift_loss else config.noise_steps)
+    batch_loss = lambda model, k: loss_fn(model, target, batch_points(k, target, pool, config))
+    return optimiser_steps(state, optim, filter_fn, batch_loss, key, num)
 
 
 _train_chunk = eqx.filter_jit(_chunk)
