@@ -46,9 +46,11 @@ from ._fidelity import (
 )
 from ._from_data import (
     DataFit as DataFit,
+    diffusion_from_covariance as diffusion_from_covariance,
     entropy_production as entropy_production,
     fit_data as fit_data,
     fitted_linear_drift as fitted_linear_drift,
+    jacobian_moments as jacobian_moments,
     learned_target as learned_target,
     refit_readout as refit_readout,
     residual_diffusion as residual_diffusion,

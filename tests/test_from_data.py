@@ -106,10 +106,10 @@ def test_corrected_diffusion_of_lorenz_with_the_true_drift():
     flow = jax.jit(jax.vmap(fd._flow(target.f, dt, fd.FLOW_SUBSTEPS)))
     r = inc.dz1 - (np.asarray(flow(jnp.asarray(inc.z, jnp.float32)), float) - inc.z)
     C = r.T @ r / len(r)
-    moments = fd.jacobian_moments(target.f, inc.z, jnp.float32)
+    moments = ddm.jacobian_moments(target.f, inc.z, jnp.float32)
     truth = 0.5 * np.eye(3)
     # measured 1.0% (sampling noise about 0.5% an entry from 80,000 pairs); plain C / 2dt: 6.8%
-    assert rel(fd.diffusion_from_covariance(C, dt, moments), truth) < 0.025
+    assert rel(ddm.diffusion_from_covariance(C, dt, moments), truth) < 0.025
     assert rel(C / (2 * dt), truth) > 0.05
 
 
