@@ -204,7 +204,7 @@ def reversible_split(
     *,
     ridge: float | None = None,
     method: str = "auto",
-    grid: int = 200,
+    grid: int = 400,
 ) -> ReversibleSplit:
     """Split the read-out ``W_s = W_rev + W_irr`` by linear least squares on the hidden layer.
 
@@ -225,8 +225,11 @@ def reversible_split(
             between the reversible sub-network's grid density and the network's, or among
             `SM_RIDGES` by the score-matching objective over 5 held-out folds.
         method: ``"grid"`` (k = 2 only), ``"score_matching"``, or ``"auto"``: grid for k = 2.
-        grid: cells per axis of the Fokker-Planck grid (about 4 s per solve at 200; the
-            choice of the ridge takes one solve per candidate).
+        grid: cells per axis of the Fokker-Planck grid (about 5 s per solve at 400 on a
+            2-core CPU; choosing the ridge takes one solve per candidate). The grid's
+            crosswind error shows in ``E_p[f_irr . grad log p]``, which is 0 exactly: for the
+            grid's own score on VDP-64 it is 0.30, 0.125, 0.066 and 0.040 (against a scale
+            ``E_p[f_rev . grad log p]`` of 1.1) at 100, 200, 300 and 400 cells.
 
     Raises:
         ValueError: for state-dependent or private noise (see `diffusion_matrix`), bad
