@@ -30,6 +30,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.optimize
 from jaxtyping import Array, Float
 
 from ._custom_types import LatentVec
@@ -178,15 +179,44 @@ def _split_by_score_matching(model, samples, D, ridge, held: int = 5):
 # ---------------------------------------------------------------- grid (k = 2)
 
 
+def _constrained_fit(model, net, D, f, ridge: float):
+    """The p-weighted fit of ``D grad log p`` with ``E_p[f_irr . D^-1 f_rev] = 0`` imposed.
+
+    ``f_rev = a + Phi w`` (``a = -S v / tau`` the leak, ``w = vec W_rev``): the objective
+    ``(w - w*)^T K (w - w*)`` has ``K = (S D^-1 S / tau^2) (x) E_p[h h^T]`` and the constraint
+    ``g(w) = E_p[(f - a - Phi w)^T D^-1 (a + Phi w)] = c0 + c1^T w - w^T K w`` is quadratic
+    with the same K, so the Lagrange condition gives ``w(lam) = ((1 - lam) K + R)^-1
+    (b - lam c1 / 2)`` and a scalar root ``g(w(lam)) = 0`` (lam ~ 0.003 on VDP-64). Without
+    it the identity fails by 20% of its scale on VDP-64 (the hidden layer's error along the
+    cycle, where ``f_irr`` is large); with it the density moves by 0.2% in total variation.
+    Falls back to the unconstrained fit where no root lies in ``[-0.5, 0.5]``.
+    """
+    scale, tau = _f64(model.scale), float(model.tau)
+    vs, h, _ = _features(model, net.centres)
+    p, Dinv, k, n = net.p, np.linalg.inv(_f64(D)), model.k, h.shape[1]
+    lead = scale[:, None] * Dinv * scale[None, :] / tau**2
+    gram = (h * p[:, None]).T @ h
+    K = np.kron(lead, gram)
+    reg = np.kron(np.diag(np.diag(lead)), ridge * np.trace(gram) / n * np.eye(n))
+    a = -scale * vs / tau
+    moment = lambda x: (scale[:, None] / tau) * (Dinv @ ((x * p[:, None]).T @ h))
+    b, c1 = moment(net.f_rev - a).ravel(), moment(f - 2 * a).ravel()
+    c0 = float(np.sum(p * np.einsum("ni,ij,nj->n", f - a, Dinv, a)))
+    w_of = lambda lam: np.linalg.solve((1 - lam) * K + reg, b - lam * c1 / 2)
+    g_of = lambda lam: (lambda w: c0 + c1 @ w - w @ K @ w)(w_of(lam))
+    try:
+        lam = scipy.optimize.brentq(g_of, -0.5, 0.5, xtol=1e-12)
+    except ValueError:
+        lam = 0.0
+    return w_of(lam).reshape(k, n)
+
+
 def _split_on_grid(model, samples, D, ridge, num: int):
     box = whitened_box(samples, D)
     dtype = model.W_s.dtype
     net = stationary_density(model.target_drift, D, *box, num=num, dtype=dtype)
-    scale, tau = _f64(model.scale), float(model.tau)
-    vs, h, _ = _features(model, net.centres)
-    y = tau * net.f_rev / scale + vs  # W_rev h = tau S^-1 f_rev + v
-    gram, rhs = (h * net.p[:, None]).T @ h, (h * net.p[:, None]).T @ y
-    solve = lambda r: _make(model, np.linalg.solve(_ridged(gram, r), rhs).T, D, r)
+    f = np.asarray(jax.vmap(model.target_drift)(jnp.asarray(net.centres, dtype)), np.float64)
+    solve = lambda r: _make(model, _constrained_fit(model, net, D, f, r), D, r)
     if ridge is not None:
         return solve(ridge)
 
@@ -214,7 +244,8 @@ def reversible_split(
     Score matching: ``W_rev = (E[v h^T] - tau S^-1 D S^-1 E[dh/dv^T]) (E[h h^T] + r I)^-1``
     (Hyvarinen's objective ``E_p[|s|^2 / 2 + div s]`` is minimised by the true score with no
     need to know p); grid: ``W_rev = E_p[(tau S^-1 f_rev + v) h^T] (E_p[h h^T] + r I)^-1``
-    over the cells of a Fokker-Planck solve. Both in float64.
+    over the cells of a Fokker-Planck solve, with ``E_p[f_irr . grad log p] = 0`` imposed
+    (see `_constrained_fit`). Both in float64.
 
     Args:
         model: a network with additive noise and no private noise.
