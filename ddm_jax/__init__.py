@@ -44,6 +44,12 @@ from ._fidelity import (
     moment_errors as moment_errors,
     sliced_wasserstein as sliced_wasserstein,
 )
+from ._fokker_planck import (
+    GridDensity as GridDensity,
+    stationary_density as stationary_density,
+    total_variation as total_variation,
+    whitened_box as whitened_box,
+)
 from ._from_data import (
     DataFit as DataFit,
     diffusion_from_covariance as diffusion_from_covariance,
@@ -81,14 +87,12 @@ from ._io import (
 from ._irreversibility import (
     Estimate as Estimate,
     OUIrreversibility as OUIrreversibility,
-    ReversibleSplit as ReversibleSplit,
     diffusion_matrix as diffusion_matrix,
     epr_from_samples as epr_from_samples,
     epr_from_trajectories as epr_from_trajectories,
     mean_with_interval as mean_with_interval,
     ou_entropy_production as ou_entropy_production,
     potential_entropy_production as potential_entropy_production,
-    reversible_split as reversible_split,
 )
 from ._losses import (
     diffusion_error as diffusion_error,
@@ -147,6 +151,10 @@ from ._plotting_memory import (
     plot_occupancy as plot_occupancy,
 )
 from ._remedy import refine_attractors as refine_attractors
+from ._reversible import (
+    ReversibleSplit as ReversibleSplit,
+    reversible_split as reversible_split,
+)
 from ._runs import (
     MEMORY_FIGURES as MEMORY_FIGURES,
     DataReport as DataReport,

@@ -7,19 +7,16 @@ For ``dz = f dt + sqrt(2D) dB`` (Ito, ``D = G G^T / 2`` constant) with stationar
 (`potential_entropy_production`). Two estimators need only the drift and D:
 `epr_from_samples` (``E_p[f^T D^-1 f + div f]``) and `epr_from_trajectories` (Stratonovich
 ``(1/T) int f^T D^-1 o dz``), each with an interval from independent trajectories.
-`reversible_split` splits a network's read-out ``W_s = W_rev + W_irr`` on its fixed hidden
-layer so that ``Gamma W_rev`` (with the leak) has drift ``f_rev``.
+The network's split ``W_s = W_rev + W_irr`` is in `_reversible.py`.
 """
 
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._custom_types import LatentVec
 from ._network import LowRankRNN
 from ._systems import ou_stationary_covariance
 from ._targets import Target
@@ -224,98 +221,3 @@ def mean_with_interval(values: Float[Array, "B T"]) -> Estimate:
     if values.ndim != 2:
         raise ValueError(f"Expected values of shape (trajectories, times); got {values.shape}.")
     return _estimate(jnp.mean(values, axis=1))
-
-
-# ---------------------------------------------------------------- the network's split
-
-
-class ReversibleSplit(eqx.Module):
-    """``W_s = W_rev + W_irr`` on a network's fixed hidden layer ``h(v) = phi(Gamma v + b)``.
-
-    In target coordinates ``z = c + S v`` the latent drift is
-    ``f = S (-v + W_s h(v)) / tau = f_rev + f_irr`` with ``f_rev = S (-v + W_rev h) / tau``
-    (the leak belongs to it) ``= D grad log p`` and ``f_irr = S W_irr h / tau``.
-
-    Attributes:
-        model: the full network.
-        W_rev: ``(k, n)`` reversible read-out.
-        W_irr: ``(k, n)`` irreversible read-out, ``W_s - W_rev``.
-        D: ``(k, k)`` diffusion matrix in target coordinates.
-    """
-
-    model: LowRankRNN
-    W_rev: Float[Array, "k n"]
-    W_irr: Float[Array, "k n"]
-    D: Float[Array, "k k"]
-
-    @property
-    def reversible(self) -> LowRankRNN:
-        """The reversible sub-network ``-x + Gamma W_rev phi(x) + b`` (same noise)."""
-        return eqx.tree_at(lambda m: m.W_s, self.model, self.W_rev)
-
-    def _hidden(self, z):
-        v = (z - self.model.centre) / self.model.scale
-        return v, self.model.phi(self.model.Gamma @ v + self.model.b)
-
-    def f_rev(self, z: LatentVec) -> LatentVec:
-        """The reversible drift ``D grad log p`` at z (target coordinates)."""
-        v, h = self._hidden(z)
-        return self.model.scale * (-v + self.W_rev @ h) / self.model.tau
-
-    def f_irr(self, z: LatentVec) -> LatentVec:
-        """The irreversible drift ``J / p`` at z (target coordinates)."""
-        _, h = self._hidden(z)
-        return self.model.scale * (self.W_irr @ h) / self.model.tau
-
-    def score(self, z: LatentVec) -> LatentVec:
-        """The implied score ``grad log p = D^-1 f_rev``."""
-        return jnp.linalg.solve(self.D, self.f_rev(z))
-
-
-def reversible_split(
-    model: LowRankRNN, samples: Float[Array, "N k"], *, ridge: float = 1e-6
-) -> ReversibleSplit:
-    """Split the read-out ``W_s = W_rev + W_irr`` by linear least squares on the hidden layer.
-
-    The score model ``s(z) = D^-1 S (-v + W_rev h(v)) / tau`` is linear in ``W_rev``, so
-    Hyvarinen's score matching objective ``E_p[|s|^2 / 2 + div s]`` (minimised by the true
-    score ``grad log p``, with no need to know p) is quadratic in it and its minimiser is the
-    least-squares solution
-    ``W_rev = (E[v h^T] - tau S^-1 D S^-1 E[dh/dv^T]) (E[h h^T] + ridge tr(E[h h^T]) / n)^-1``
-    (independent of the weighting by D). Then ``f_rev = D s`` and ``f_irr = f - f_rev``.
-
-    Args:
-        model: a network with additive noise and no private noise.
-        samples: ``(N, k)`` stationary states of the network in target coordinates.
-        ridge: Tikhonov regularisation relative to the mean eigenvalue of ``E[h h^T]``.
-            Score matching has a high variance: without it the fit follows the sampling
-            noise and the reversible sub-network can leave the sampled region (measured on
-            a VDP-32 network: escapes at ridge <= 1e-8, stays at 1e-6; on OU the relative
-            error of ``f_rev`` is 22% at 0, 4% at 1e-6 and 3% at 1e-4).
-
-    Raises:
-        ValueError: for state-dependent or private noise (see `diffusion_matrix`).
-    """
-    D = diffusion_matrix(model)
-    samples = jnp.asarray(samples)
-    if samples.ndim != 2 or samples.shape[1] != model.k or samples.shape[0] < 2:
-        raise ValueError(
-            f"Expected stationary samples of shape (N, {model.k}), N >= 2; got {samples.shape}."
-        )
-    if not ridge >= 0:
-        raise ValueError(f"Expected ridge >= 0; got {ridge}.")
-    # The normal equations are solved in float64: E[h h^T] of smooth features of k <= 3
-    # coordinates is ill-conditioned far beyond float32's 1e-7.
-    f64 = lambda a: np.asarray(a, dtype=np.float64)
-    Gamma, b, scale, tau = f64(model.Gamma), f64(model.b), f64(model.scale), float(model.tau)
-    vs = (f64(samples) - f64(model.centre)) / scale
-    pre = vs @ Gamma.T + b
-    h = np.asarray(model.phi(pre))
-    slope = np.asarray(jax.vmap(jax.grad(model.phi))(jnp.asarray(pre.ravel()))).reshape(pre.shape)
-    num = samples.shape[0]
-    C = h.T @ h / num
-    C = C + ridge * np.trace(C) / model.n * np.eye(model.n)
-    dh = (Gamma * slope.mean(axis=0)[:, None]).T  # E[dh/dv]^T, (k, n)
-    rhs = vs.T @ h / num - tau * (f64(D) / scale[:, None] / scale[None, :]) @ dh
-    W_rev = jnp.asarray(np.linalg.solve(C, rhs.T).T, dtype=model.W_s.dtype)  # C is symmetric
-    return ReversibleSplit(model, W_rev, model.W_s - W_rev, D)

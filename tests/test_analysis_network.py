@@ -111,11 +111,15 @@ def test_network_epr_next_to_the_targets(vdp):
 
 def test_reversible_split(vdp):
     model, D = vdp["model"], ddm.diffusion_matrix(vdp["target"])
-    split = ddm.reversible_split(model, vdp["net"].reshape(-1, 2))
+    split = ddm.reversible_split(model, vdp["net"].reshape(-1, 2), grid=200)  # Fokker-Planck
     scale = float(jnp.max(jnp.abs(split.W_rev)))
     np.testing.assert_allclose(split.W_rev + split.W_irr, model.W_s, atol=1e-6 * scale)
     z = vdp["net"][0, 0]
-    np.testing.assert_allclose(split.f_rev(z) + split.f_irr(z), model.target_drift(z), atol=1e-4)
+    # float32 rounding of n terms of size |W_rev| (the chosen ridge allows entries of 10^2)
+    rounding = model.n * 1.2e-7 * scale * float(jnp.max(model.scale)) / float(model.tau)
+    np.testing.assert_allclose(
+        split.f_rev(z) + split.f_irr(z), model.target_drift(z), atol=max(1e-4, rounding)
+    )
     rev = split.reversible
     # started from the network's stationary states: along the VDP ring the reversible flow is
     # pure diffusion (mixing time ~ L^2 / D ~ 3000), so from the box it would not equilibrate
@@ -128,7 +132,18 @@ def test_reversible_split(vdp):
     # E_p[f_irr . grad log p] against its scale E_p[f_rev . grad log p] (held-out states)
     dot = jax.vmap(jax.vmap(lambda z: split.f_irr(z) @ split.score(z)))(vdp["net2"])
     scale_ = jax.vmap(jax.vmap(lambda z: split.f_rev(z) @ split.score(z)))(vdp["net2"])
-    assert abs(ddm.mean_with_interval(dot).value) < 0.5 * float(jnp.mean(scale_))
+    # 0 in exact arithmetic and imposed on the grid fit; measured 0.017 [-0.036, 0.070] against
+    # a scale of 0.86 here (without the constraint: 0.52, the hidden layer's error along the
+    # cycle); the exact split is checked on OU in test_analysis_irreversibility.py
+    est = ddm.mean_with_interval(dot)
+    assert est.covers(0.0)
+    assert abs(est.value) < 0.1 * float(jnp.mean(scale_))
+    # what the ridge is chosen for: the reversible sub-network keeps the network's density
+    D_ = ddm.diffusion_matrix(model)
+    box = ddm.whitened_box(vdp["net"].reshape(-1, 2), D_)
+    p_net = ddm.stationary_density(model.target_drift, D_, *box, num=200).p
+    p_rev = ddm.stationary_density(split.f_rev, D_, *box, num=200).p
+    assert ddm.total_variation(p_rev, p_net) < 0.3  # measured 0.20 (32 neurons, 200 cells)
 
 
 def test_subspace_recovery(vdp):
