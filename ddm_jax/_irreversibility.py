@@ -157,6 +157,14 @@ def _grouped(zs, k: int, name: str) -> Float[Array, "B T k"]:
     return zs
 
 
+TRAJECTORY_BATCH = 8  # trajectories evaluated at once: bounds memory by 8 x T x n activations
+
+
+def _per_trajectory(fn, zs):
+    """``fn`` of every trajectory of ``zs``, `TRAJECTORY_BATCH` at a time (one compiled call)."""
+    return jax.jit(lambda zs: jax.lax.map(fn, zs, batch_size=TRAJECTORY_BATCH))(zs)
+
+
 def epr_from_samples(f, D: Float[Array, "k k"], samples: Float[Array, "B T k"]) -> Estimate:
     """``Phi = E_p[f^T D^-1 f + div f]`` over stationary samples, constant D.
 
@@ -178,7 +186,7 @@ def epr_from_samples(f, D: Float[Array, "k k"], samples: Float[Array, "B T k"]) 
         fz, jac = f(z), jax.jacfwd(f)(z)
         return fz @ Dinv @ fz + jnp.trace(jac)
 
-    per_traj = jax.jit(jax.vmap(lambda zs: jnp.mean(jax.vmap(one)(zs))))(samples)
+    per_traj = _per_trajectory(lambda zs: jnp.mean(jax.vmap(one)(zs)), samples)
     return _estimate(per_traj)
 
 
@@ -212,7 +220,7 @@ def epr_from_trajectories(
         work = jnp.einsum("ti,ij,tj->t", jax.vmap(f)(mid), Dinv, dz)
         return jnp.sum(work) / (dt * (path.shape[0] - 1))
 
-    return _estimate(jax.jit(jax.vmap(one))(zs))
+    return _estimate(_per_trajectory(one, zs))
 
 
 def mean_with_interval(values: Float[Array, "B T"]) -> Estimate:
