@@ -23,6 +23,11 @@ from ._data import (
     split_held_out as split_held_out,
     trajectory_segments as trajectory_segments,
 )
+from ._data_diffusion import (
+    diffusion_from_covariance as diffusion_from_covariance,
+    jacobian_moments as jacobian_moments,
+    residual_diffusion as residual_diffusion,
+)
 from ._decompose import (
     ConnectivitySplit as ConnectivitySplit,
     antisymmetric_field as antisymmetric_field,
@@ -52,14 +57,11 @@ from ._fokker_planck import (
 )
 from ._from_data import (
     DataFit as DataFit,
-    diffusion_from_covariance as diffusion_from_covariance,
     entropy_production as entropy_production,
     fit_data as fit_data,
     fitted_linear_drift as fitted_linear_drift,
-    jacobian_moments as jacobian_moments,
     learned_target as learned_target,
     refit_readout as refit_readout,
-    residual_diffusion as residual_diffusion,
 )
 from ._hodge import (
     HodgeSplit as HodgeSplit,

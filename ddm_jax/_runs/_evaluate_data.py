@@ -21,8 +21,8 @@ import jax.random as jr
 import numpy as np
 
 from .._data import increments
+from .._data_diffusion import increment_means, residual_diffusion
 from .._fidelity import moment_errors, sliced_wasserstein, spread
-from .._from_data import increment_means, residual_diffusion
 from .._io import atomic_write_json, atomic_write_text
 from .._simulate import simulate_network
 from ._folder import check_count, check_finite
