@@ -52,6 +52,7 @@ from ._loading import (
     load_run as load_run,
 )
 from ._memory import memory_run as memory_run
+from ._progress import TrainProgress as TrainProgress
 from ._simulate import (
     moments_run as moments_run,
     residual_trace as residual_trace,
@@ -59,5 +60,5 @@ from ._simulate import (
 )
 from ._status import run_status as run_status
 from ._target_spec import load_target as load_target
-from ._train import TrainProgress as TrainProgress, train_run as train_run
+from ._train import train_run as train_run
 from ._train_data import train_data_run as train_data_run

@@ -10,7 +10,6 @@ them, the target's values at ``z0`` and the attractor pool. A failed start leave
 exactly as it was (absent, or unchanged).
 """
 
-import dataclasses
 import io
 import os
 import time
@@ -43,34 +42,10 @@ from ._folder import (
     remove_stale_temporaries,
 )
 from ._loading import TrainedRun, default_run_folder, load_run
+from ._progress import TrainProgress
 from ._settings import TRAIN_FIELDS, differences, resumed_settings, settings_for
 from ._status import describe
 from ._target_spec import is_target_file, load_target, target_spec
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainProgress:
-    """What a `train_run` progress callback receives after every chunk of steps.
-
-    Attributes:
-        phase: ``"drift"``, ``"remedy"`` (the spurious-attractor remedy, `refine_attractors`)
-            or ``"noise"`` (diffusion matching of state-dependent noise).
-        step: steps done in this phase.
-        total: steps of this phase (for the remedy: at most, as it stops once clean).
-        loss: mean loss over the last chunk.
-        rel_error: relative L2 drift (or diffusion) error on fixed monitor points.
-        checkpoint: whether a checkpoint was written after this chunk.
-        elapsed: training seconds so far, over all sessions of this run.
-    """
-
-    phase: str
-    step: int
-    total: int
-    loss: float
-    rel_error: float
-    checkpoint: bool
-    elapsed: float
-    census: dict | None = None  # remedy only: the census summary just made (else None)
 
 
 class _Start(NamedTuple):

@@ -24,8 +24,9 @@ from .._io import CorruptFileError, atomic_write_json, save_model
 from .._matching import TrainConfig
 from ._folder import RUN_FORMAT, RunError, check_finite, clear, environment, now, read_config
 from ._loading import TrainedRun
+from ._progress import TrainProgress
 from ._settings import TRAIN_FIELDS
-from ._train import TrainProgress, _check_folder, _write_losses
+from ._train import _check_folder, _write_losses
 
 HELD_OUT = 0.2
 
