@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._data import Increments
+from ._fidelity import _rk4
 from ._network import LowRankRNN
 
 FLOW_SUBSTEPS = 1  # RK4 steps per lag dt for the conditional mean (1, 2 and 4 agree on
@@ -31,15 +32,7 @@ def _flow(drift, h: float, substeps: int):
     """The deterministic flow map of ``drift`` over time ``h`` (classical RK4)."""
 
     def flow(z):
-        s = h / substeps
-
-        def step(z, _):
-            k1 = drift(z)
-            k2 = drift(z + s / 2 * k1)
-            k3 = drift(z + s / 2 * k2)
-            k4 = drift(z + s * k3)
-            return z + s / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
-
+        step = lambda z, _: (_rk4(drift, z, h / substeps), None)
         return jax.lax.scan(step, z, None, length=substeps)[0]
 
     return flow
@@ -113,7 +106,13 @@ def residual_diffusion(model: LowRankRNN, inc: Increments, correct: bool) -> np.
     with the Jacobian moments of the learned drift over the states.
     """
     m1, _ = increment_means(model, inc, correct, both=False)
-    r1 = inc.dz1 - m1
+    return diffusion_from_residuals(model, inc, inc.dz1 - m1, correct)
+
+
+def diffusion_from_residuals(
+    model: LowRankRNN, inc: Increments, r1: np.ndarray, correct: bool
+) -> np.ndarray:
+    """`residual_diffusion` given the residuals ``r1 = dz1 - E[dz1 | z]`` of `increment_means`."""
     C = r1.T @ r1 / len(r1)
     if not correct:
         D = C / (2 * inc.dt)

@@ -21,7 +21,7 @@ import jax.random as jr
 import numpy as np
 
 from .._data import increments
-from .._data_diffusion import increment_means, residual_diffusion
+from .._data_diffusion import diffusion_from_residuals, increment_means
 from .._fidelity import moment_errors, sliced_wasserstein, spread
 from .._io import atomic_write_json, atomic_write_text
 from .._simulate import simulate_network
@@ -97,7 +97,7 @@ def evaluate_data_run(
     g = np.asarray(model.latent_noise_target(jnp.asarray(states[0], model.W_s.dtype)), float)
     D_net = g @ g.T / 2
     resid = inc.dz1 - m1
-    D_held = residual_diffusion(model, inc, spec["correct"])
+    D_held = diffusion_from_residuals(model, inc, resid, spec["correct"])
     metrics = {
         "sw": sliced_wasserstein(jnp.asarray(net_pts), jnp.asarray(data_pts)) / ref_spread,
         "sw_null": sliced_wasserstein(jnp.asarray(a), jnp.asarray(b)) / ref_spread,
