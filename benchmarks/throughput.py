@@ -31,6 +31,8 @@ import numpy as np
 from _results import plt, stamp, write_results
 
 import ddm_jax as ddm
+from ddm_jax._integrate import _shards
+from ddm_jax._network_sde import fused_update
 
 DT = 1e-3
 PATHS = ("default", "diffeqsolve", "fused", "scan", "dense")
@@ -111,21 +113,29 @@ def call_cost(n: int = 1024, steps: int = 10, repeats: int = 200) -> dict:
     return out
 
 
-def timed(fn, repeats: int, budget: float = 5.0) -> tuple[float, float, float]:
-    """(first call, min, median) wall time of ``fn()`` in seconds, blocking on the result.
+def timed(fns: dict, repeats: int, budget: float = 10.0) -> dict[str, tuple[float, float, float]]:
+    """(first call, min, median) wall time of each ``fn()`` in seconds, blocking on the result.
 
-    After the first call (compile + run) ``repeats`` timed calls, fewer (at least one) when
-    they would take more than ``budget`` seconds together.
+    After the first call of each (compile + run), rounds of one timed call of every ``fn`` in
+    turn, so that all paths see the same machine (a path timed alone for seconds can see
+    another load, cache or clock than the next); ``repeats`` rounds, fewer (at least one)
+    when they would take more than ``budget`` seconds together.
     """
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - start
-    times = []
-    while len(times) < repeats and (not times or sum(times) + times[-1] < budget):
+    first, times = {}, {name: [] for name in fns}
+
+    def call(fn):
         start = time.perf_counter()
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return first, min(times), float(np.median(times))
+        return time.perf_counter() - start
+
+    for name, fn in fns.items():
+        first[name] = call(fn)
+    for rounds in range(1, repeats + 1):
+        for name, fn in fns.items():
+            times[name].append(call(fn))
+        if sum(map(sum, times.values())) * (rounds + 1) / rounds > budget:
+            break  # the next round would pass the budget
+    return {name: (first[name], min(t), float(np.median(t))) for name, t in times.items()}
 
 
 def measure(n: int, batch: int, work: float, repeats: int, dense_limit: float) -> list[dict]:
@@ -148,13 +158,18 @@ def measure(n: int, batch: int, work: float, repeats: int, dense_limit: float) -
     if dense_steps >= 100:
         paths["dense"] = lambda: dense(model, x0s, key, steps=dense_steps)
     rows = []
-    for path, fn in paths.items():
-        first, best, median = timed(fn, repeats)
+    form = "fused" if fused_update(model, batch // _shards(batch)) else "product"
+    # the anchor and the default path interleaved and timed more often: their ratio is the
+    # acceptance number; the other paths are context
+    anchor = {path: paths.pop(path) for path in ("default", "fused")}
+    timings = timed(anchor, 2 * repeats, budget=15.0) | timed(paths, repeats)
+    for path, (first, best, median) in timings.items():
         path_steps = dense_steps if path == "dense" else steps
         rows.append({
             "n": n, "batch": batch, "steps": path_steps, "path": path, "time_s": best,
             "median_s": median, "compile_s": max(first - best, 0.0),
             "step_s": best / path_steps, "neuron_steps_per_s": n * batch * path_steps / best,
+            "update": form if path in ("default", "diffeqsolve") else None,
         })  # fmt: skip
     base = next(r["step_s"] for r in rows if r["path"] == "scan")
     anchor = next(r["step_s"] for r in rows if r["path"] == "fused")
@@ -242,13 +257,17 @@ def markdown(rows: list[dict], summ: dict) -> str:
         f"Peak process memory {summ['peak_rss_mb']:.0f} MB, largest case {summ['largest']} "
         "(only the saved states are kept).",
         "",
-        "| n | B | steps | path | min (s) | median (s) | compile (s) | M neuron-steps/s "
-        "| time / fused | time / scan |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "The update column is the form of the network update the default path measured and "
+        "chose on this machine for that shape (`fused_update`).",
+        "",
+        "| n | B | steps | path | update | min (s) | median (s) | compile (s) "
+        "| M neuron-steps/s | time / fused | time / scan |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['n']} | {r['batch']} | {r['steps']} | {r['path']} | {r['time_s']:.3f} "
+            f"| {r['n']} | {r['batch']} | {r['steps']} | {r['path']} | {r['update'] or ''} "
+            f"| {r['time_s']:.3f} "
             f"| {r['median_s']:.3f} | {r['compile_s']:.2f} "
             f"| {r['neuron_steps_per_s'] / 1e6:.0f} | {r['ratio_to_fused']:.2f} "
             f"| {r['ratio_to_scan']:.2f} |"

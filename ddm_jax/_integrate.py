@@ -161,9 +161,13 @@ def _accumulate(acc: dict, obs: dict, use) -> dict:
 
 
 def _integrate(
-    sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method, stream, u=None
-):
-    """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0.
+    sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method, stream, u=None,
+    first=None,
+):  # fmt: skip
+    """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0's.
+
+    ``first`` is the observation of y0 when the caller has it already (a network knows its
+    read-out at the start: z0): observing y0 again would cost a pass over the neurons.
 
     The increments of save interval i, block j (of `BLOCK` steps, the last one shorter) come
     from ``fold_in(fold_in(key, i), j)``: the same numbers on both methods, and memory that
@@ -173,6 +177,7 @@ def _integrate(
     ``index * dt``); without one nothing about time is carried, as before.
     """
     observe = lambda y: sde.observe(sde.params, y)
+    first = observe(y0) if first is None else first
 
     if method == "diffeqsolve":
         steps = num_saves * save_every
@@ -186,7 +191,8 @@ def _integrate(
             term, solver, 0.0, steps * dt, dt, y0, saveat=dfx.SaveAt(ts=ts),
             max_steps=steps + 1, adjoint=dfx.ForwardMode(),
         )  # fmt: skip
-        return jax.vmap(observe)(sol.ys)
+        obs = jax.vmap(observe)(sol.ys[1:])
+        return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
 
     def one_step(y, dw):
         y1, _, _, _, _ = solver.step(_Term(sde, dw, dt), 0.0, dt, y, None, None, False)
@@ -218,7 +224,6 @@ def _integrate(
             return (y, acc), observe(y)
         return (y, _accumulate(acc, observe(y), i + 1 >= stream)), None
 
-    first = observe(y0)
     if stream is None:
         _, obs = jax.lax.scan(one_save, (y0, None), jnp.arange(num_saves))
         return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
@@ -264,19 +269,33 @@ def shard_batch(tree: PyTree) -> PyTree:
     return jax.device_put(tree, sharding)
 
 
-@eqx.filter_jit
-def _ensemble(
+def constrain_batch(tree: PyTree, shards: int) -> PyTree:
+    """`shard_batch` inside a compiled function: the batch axis split over ``shards`` devices."""
+    if shards == 1:
+        return tree
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+    return jax.lax.with_sharding_constraint(tree, sharding)
+
+
+def ensemble(
     sde, y0s, keys, dt, num_saves, save_every, solver, method, stream=None, u=None,
-    u_batched=False,
+    u_batched=False, first=None,
 ):  # fmt: skip
-    """Every trajectory of an ensemble; ``u`` is shared, or per trajectory (``u_batched``)."""
-    run = lambda y0, key, u: _integrate(
+    """Every trajectory of an ensemble; ``u`` is shared, or per trajectory (``u_batched``).
+
+    ``first``: the observations of the initial states, when known (see `_integrate`).
+    """
+    run = lambda y0, key, u, first: _integrate(
         sde, y0, key, dt=dt, num_saves=num_saves, save_every=save_every, solver=solver,
-        method=method, stream=stream, u=u,
+        method=method, stream=stream, u=u, first=first,
     )  # fmt: skip
     if u_batched:
-        return eqx.filter_vmap(run)(y0s, keys, u)
-    return jax.vmap(lambda y0, key: run(y0, key, u))(y0s, keys)
+        return eqx.filter_vmap(run)(y0s, keys, u, first)
+    return jax.vmap(lambda y0, key, first: run(y0, key, u, first))(y0s, keys, first)
+
+
+_ensemble = eqx.filter_jit(ensemble)
 
 
 def _check_grid(t1: float, dt: float, save_dt: float | None) -> tuple[float, int, int]:

@@ -5,10 +5,8 @@ whose control is ``(dt, dW)``). Euler (Euler-Maruyama) converges to the Ito solu
 other solvers to the Stratonovich one, which coincides for additive noise.
 """
 
-import functools
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -19,6 +17,7 @@ from ._custom_types import Key, LatentStates
 from ._inputs import Input, Schedule, check_input
 from ._integrate import SDE, _check_grid, _ensemble, _shards, _solver, shard_batch
 from ._network import LowRankRNN
+from ._network_sde import Plan, fused_update, network_ensemble
 from ._targets import Target
 
 
@@ -93,48 +92,20 @@ def _target_observe(params, y):
     return {"z": y}
 
 
-# One compiled call each instead of eager op-by-op dispatch (and a vmap traced anew every
-# call): the fixed cost of a short simulation is Python and dispatch, not arithmetic. A
-# network run costs three calls: its set-up, the ensemble, and the checks of its output.
-_split = jax.jit(jr.split, static_argnums=1)
-_subspace = jax.jit(lambda gamma: (jnp.linalg.qr(gamma)[0], jnp.linalg.pinv(gamma), gamma.T))
+_split = jax.jit(jr.split, static_argnums=1)  # one compiled call, not eager dispatch
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _network_setup(model: LowRankRNN, z0s, key: Key, batch: int):
-    """The subspace (`_subspace`), the embedded initial states and the keys, in one call."""
-    return _subspace(model.Gamma), jax.vmap(model.embed)(z0s), jr.split(key, batch)
-
-
-@jax.jit
-def _network_checks(zs, perp, dist2):
-    """Whether every state is finite, and the RMS and largest off-subspace residual."""
-    scale = jnp.sqrt(jnp.mean(dist2))
-    residuals = jnp.stack([jnp.sqrt(jnp.mean(perp**2)) / scale, jnp.max(perp) / scale])
-    return jnp.all(jnp.isfinite(zs)), residuals
-
-
-def _problem(
-    system: Target | LowRankRNN, z0s, key: Key, solver: str, keep_neurons=False, inputs=None
-):
+def _problem(target: Target, z0s, key: Key, solver: str, inputs=None):
     """The `SDE`, initial states and keys (sharded), solver, name and input of an ensemble.
 
     The input comes back as ``{"u": u, "u_batched": bool}`` for `_ensemble` (empty without).
     """
-    if isinstance(system, LowRankRNN):
-        name = "network"
-        z0s = _initial_states(z0s, system.k, "the network")
-        solver_ = _solver(solver, system.noise_readout is None)  # checked before keys are used
-        per_device = z0s.shape[0] // _shards(z0s.shape[0])
-        subspace, y0s, keys = _network_setup(system, z0s, key, z0s.shape[0])
-        sde = _network_sde(system, subspace, keep_neurons, per_device)
-    elif isinstance(system, Target):
-        name = f"target {system.name!r}"
-        z0s = _initial_states(z0s, system.dim, name)
-        solver_ = _solver(solver, system.additive)
-        sde, y0s, keys = target_sde(system), z0s, _split(key, z0s.shape[0])
-    else:
-        raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
+    if not isinstance(target, Target):
+        raise TypeError(f"Expected a Target or a LowRankRNN; got {type(target).__name__}.")
+    name = f"target {target.name!r}"
+    z0s = _initial_states(z0s, target.dim, name)
+    solver_ = _solver(solver, target.additive)
+    sde, y0s, keys = target_sde(target), z0s, _split(key, z0s.shape[0])
     if inputs is None:
         y0s, keys = shard_batch((y0s, keys))
         return sde, y0s, keys, solver_, name, {}
@@ -144,6 +115,27 @@ def _problem(
     else:
         y0s, keys = shard_batch((y0s, keys))
     return sde, y0s, keys, solver_, name, {"u": inputs, "u_batched": batched}
+
+
+def _network_plan(model: LowRankRNN, z0s, solver: str, grid, method: str, inputs,
+                  keep_neurons: bool = False):  # fmt: skip
+    """Checked initial states, `Plan` and `Schedule` (or None) of a network ensemble.
+
+    Everything is validated here, before any key is used or anything is compiled.
+    """
+    z0s = _initial_states(z0s, model.k, "the network")
+    _solver(solver, model.noise_readout is None)
+    if method not in ("scan", "diffeqsolve"):
+        raise ValueError(f"Expected method 'scan' or 'diffeqsolve'; got {method!r}.")
+    batched = inputs is not None and check_input(inputs, model.k, z0s.shape[0])
+    schedule = inputs if isinstance(inputs, Schedule) else None
+    shards = _shards(z0s.shape[0])
+    plan = Plan(
+        *grid, solver, method, keep_neurons, shards, float(model.private_noise) > 0,
+        fused_update(model, z0s.shape[0] // shards), inputs if schedule is None else None,
+        batched,
+    )  # fmt: skip
+    return z0s, plan, schedule
 
 
 def simulate_target(
@@ -184,84 +176,6 @@ def simulate_target(
     if check:
         _check_finite_run(zs, ts, name)
     return Run(ts=ts, zs=zs)
-
-
-class _NetworkParams(eqx.Module):
-    model: LowRankRNN
-    basis: Float[Array, "n k"]  # orthonormal basis of span(Gamma)
-    pinv: Float[Array, "k n"]  # Gamma^+
-    columns: Float[Array, "k n"] | None  # Gamma^T, to form Gamma c as k multiply-adds
-
-
-def _net_vf(p: _NetworkParams, x):
-    return x, p.model.W_s @ p.model.phi(x), p.model.latent_noise(x)
-
-
-def _net_prod(p: _NetworkParams, vf, control):
-    (x, rec, ghat), (dt, dw, *u) = vf, control
-    m = p.model
-    c = dt * rec + ghat @ dw["latent"]
-    if u:  # B_in u = Gamma S^-1 tau u, so the read-out moves by u dt
-        c = c + (dt * m.tau / m.scale) * u[0]
-    out = dt * (m.b - x)
-    if p.columns is None:
-        out = out + m.Gamma @ c
-    else:  # fused with the rest of the update, instead of a matrix product with k columns
-        for j in range(m.k):
-            out = out + c[j] * p.columns[j]
-    if "private" in dw:
-        out = out + m.private_noise * dw["private"]
-    return out / m.tau
-
-
-def _net_observe(p: _NetworkParams, x):
-    d = x - p.model.b
-    return {
-        "z": p.model.centre + p.model.scale * (p.pinv @ d),
-        "perp": jnp.linalg.norm(d - p.basis @ (p.basis.T @ d)),
-        "dist2": jnp.sum(d**2),
-    }
-
-
-def _net_observe_neurons(p: _NetworkParams, x):
-    return {**_net_observe(p, x), "x": x}
-
-
-def _fused_update(n: int, batch: int) -> bool:
-    """Whether to form ``Gamma c`` as k multiply-adds fused with the update (else a product).
-
-    Measured on a 2-core CPU, float32, k = 3 (time of the product form over the fused one):
-    1.2-2.0x at B = 1 (n = 64 ... 1024), 1.3-1.5x at n B >= 65,536; but 0.65-0.9x in between
-    (n B = 4,096 ... 32,768, where the larger fused loop costs more than the product).
-    ``batch`` is the ensemble size per device. The rule is the CPU's; GPUs are not measured.
-    """
-    return batch == 1 or n * batch >= 65_536
-
-
-def network_sde(model: LowRankRNN, *, keep_neurons: bool = False, batch: int = 1) -> SDE:
-    """The full n-neuron network as a fixed-step `SDE` problem, for an ensemble of ``batch``.
-
-    Each save stores the read-out ``z``, the off-subspace distance ``||(I - P)(x - b)||`` and
-    ``||x - b||^2`` (for the residual), plus ``x`` itself when ``keep_neurons``. Private
-    neuron noise adds an n-dimensional Brownian motion when ``model.private_noise > 0``. The
-    ensemble size picks the faster of two equal forms of the update (`_fused_update`).
-    """
-    return _network_sde(model, _subspace(model.Gamma), keep_neurons, batch)
-
-
-def _network_sde(model: LowRankRNN, subspace, keep_neurons: bool, batch: int) -> SDE:
-    noise_shape = {"latent": (model.m,)}
-    if float(model.private_noise) > 0:
-        noise_shape["private"] = (model.n,)
-    basis, pinv, columns = subspace
-    params = _NetworkParams(model, basis, pinv, columns if _fused_update(model.n, batch) else None)
-    return SDE(
-        params=params,
-        vf=_net_vf,
-        prod=_net_prod,
-        observe=_net_observe_neurons if keep_neurons else _net_observe,
-        noise_shape=noise_shape,
-    )
 
 
 def simulate_network(
@@ -305,15 +219,13 @@ def simulate_network(
         (``1e-6`` at ``dt = 1e-3``): each step rounds at relative size ``eps`` and the leak
         removes off-manifold error at rate ``1 / tau``.
     """
-    dt, num_saves, save_every = _check_grid(t1, dt, save_dt)
-    sde, x0s, keys, solver_, name, u = _problem(
-        model, z0s, key, solver, keep_neurons=keep_neurons, inputs=inputs
-    )
-    obs = _ensemble(sde, x0s, keys, dt, num_saves, save_every, solver_, method, **u)
-    ts = np.arange(num_saves + 1) * dt * save_every
-    finite, residuals = jax.device_get(_network_checks(obs["z"], obs["perp"], obs["dist2"]))
+    grid = _check_grid(t1, dt, save_dt)
+    z0s, plan, schedule = _network_plan(model, z0s, solver, grid, method, inputs, keep_neurons)
+    obs, finite, residuals = network_ensemble(model, z0s, key, schedule, None, plan=plan)
+    ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
+    finite, residuals = jax.device_get((finite, residuals))
     if check and not finite:
-        _check_finite_run(obs["z"], ts, name)  # finds where
+        _check_finite_run(obs["z"], ts, "network")  # finds where
     residual, residual_max = residuals.tolist()
     return Run(ts=ts, zs=obs["z"], xs=obs.get("x"), residual=residual, residual_max=residual_max)
 
@@ -369,14 +281,22 @@ def stationary_moments(
             f"Expected 0 <= burn_in <= {last:g} (the last save); got burn_in={burn_in}."
         )
     stream = min(int(np.ceil(burn_in / (dt * save_every) - 1e-9)), num_saves)
-    sde, y0s, keys, solver_, name, u = _problem(system, z0s, key, solver, inputs=inputs)
+    if isinstance(system, LowRankRNN):
+        name = "network"
+        grid = (dt, num_saves, save_every)
+        y0s, plan, schedule = _network_plan(system, z0s, solver, grid, "scan", inputs)
+    else:
+        sde, y0s, keys, solver_, name, u = _problem(system, z0s, key, solver, inputs=inputs)
     if y0s.shape[0] * (num_saves + 1 - stream) < 2:
         raise ValueError(
             "Expected at least 2 states after burn_in for a covariance; got "
             f"{y0s.shape[0]} trajectory x {num_saves + 1 - stream} save."
         )
     stream = jnp.asarray(stream)  # traced: another burn_in compiles nothing new
-    acc = _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream, **u)
+    if isinstance(system, LowRankRNN):
+        acc = network_ensemble(system, y0s, key, schedule, stream, plan=plan)
+    else:
+        acc = _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream, **u)
     acc = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), acc)
     acc["mean"], acc["m2"] = acc["mean"] - acc["mean_c"], acc["m2"] - acc["m2_c"]
     count = acc["count"].sum()

@@ -1,6 +1,10 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One form of the network update, the same numbers on every machine, and nothing measured or
+# written to a cache: the measured choice (`fused_update`) has its own tests.
+os.environ.setdefault("DDM_JAX_UPDATE", "fused")
+os.environ.setdefault("DDM_JAX_CACHE_DIR", "")
 
 import jax  # noqa: E402
 from jaxtyping import install_import_hook  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 from helpers import cov_standard_error, multiplicative_ou
 
 import ddm_jax as ddm
-from ddm_jax import _integrate, _simulate
+from ddm_jax import _integrate, _network_sde, _simulate
 
 # expected order of convergence of each solver on a deterministic problem
 DETERMINISTIC_ORDER = {"euler": 1, "heun": 2, "midpoint": 2, "ralston": 2}
@@ -108,14 +108,16 @@ def test_scan_and_diffeqsolve_agree(key):
     np.testing.assert_allclose(dfx_run.zs, scan.zs, rtol=0, atol=1e-5 * scale)
 
 
-def test_fused_and_product_updates_agree(key):
+def test_fused_and_product_updates_agree(key, monkeypatch):
     """The two equal forms of the network update give the same ensemble, up to rounding."""
     target = ddm.make_target("lorenz")
     k_net, k_z, k_sim = jr.split(key, 3)
     model = _random_network(target, 64, key=k_net)
     x0s = jax.vmap(model.embed)(ddm.sample_box(k_z, target, 8))
     keys = jr.split(k_sim, 8)
-    fused, product = (_simulate.network_sde(model, batch=b) for b in (1, 8))
+    fused = _network_sde.network_sde(model, batch=8)
+    monkeypatch.setenv("DDM_JAX_UPDATE", "product")
+    product = _network_sde.network_sde(model, batch=8)
     assert fused.params.columns is not None
     assert product.params.columns is None
     runs = [
@@ -130,7 +132,7 @@ def test_memory_grows_with_saved_states_only(key):
     """Increments are drawn BLOCK steps at a time: 250x the steps per save, same memory."""
     k_net, k_sim = jr.split(key)
     model = ddm.init_network(ddm.make_target("lorenz"), 64, key=k_net)
-    sde = _simulate.network_sde(model, batch=64)
+    sde = _network_sde.network_sde(model, batch=64)
     x0s, keys = jnp.zeros((64, 64)), jr.split(k_sim, 64)
 
     def temp_bytes(save_every):
@@ -423,9 +425,13 @@ def test_bad_initial_states(key):
 
 
 def test_no_recompilation(key):
-    cached = getattr(ddm._integrate._ensemble, "_cached", None)
-    if cached is None or not hasattr(cached, "_cache_size"):
-        pytest.skip("the jit cache of _ensemble is not inspectable in this JAX/equinox")
+    caches = (getattr(ddm._integrate._ensemble, "_cached", None), _network_sde.network_ensemble)
+    if not all(hasattr(c, "_cache_size") for c in caches):
+        pytest.skip("the jit caches of the ensembles are not inspectable in this JAX/equinox")
+
+    class cached:  # targets and networks compile apart: count both
+        _cache_size = staticmethod(lambda: sum(c._cache_size() for c in caches))
+
     target = ddm.make_target("vdp")
     k_net, k_net2, k1, k2, k3, k4, k5, k6, k7, k8 = jr.split(key, 10)
     model = _random_network(target, 16, key=k_net)
@@ -446,3 +452,27 @@ def test_no_recompilation(key):
     ddm.stationary_moments(model, z0s, key=k7, burn_in=0.1, **kwargs)
     ddm.stationary_moments(model, z0s, key=k8, burn_in=0.3, **kwargs)
     assert cached._cache_size() == size + 2
+
+
+def test_one_compiled_call_computes_what_the_pieces_compute(key):
+    """`simulate_network` (set-up, ensemble and checks in one call) equals its pieces run
+    apart, bitwise; only the first read-out differs: it is the given z0 itself."""
+    target = ddm.make_target("lorenz")
+    k_net, k_z, k_sim = jr.split(key, 3)
+    model = _random_network(target, 48, key=k_net)
+    z0s = ddm.sample_box(k_z, target, 8)
+    run = ddm.simulate_network(
+        model, z0s, key=jr.clone(k_sim), t1=0.1, dt=1e-3, save_dt=0.02, keep_neurons=True
+    )
+    sde = _network_sde.network_sde(model, keep_neurons=True, batch=8)
+    x0s = jax.jit(jax.vmap(model.embed))(z0s)  # compiled, as in the call: eager rounds apart
+    keys = jr.split(k_sim, 8)
+    obs = _integrate._ensemble(sde, x0s, keys, 1e-3, 5, 20, dfx.Euler(), "scan")
+    np.testing.assert_array_equal(run.zs[:, 1:], obs["z"][:, 1:])
+    np.testing.assert_array_equal(run.xs, obs["x"])
+    np.testing.assert_array_equal(run.zs[:, 0], z0s)
+    np.testing.assert_allclose(obs["z"][:, 0], z0s, rtol=0, atol=1e-5)  # the read-out of x0
+    # the residual leaves out the start (on the subspace by construction): the pieces' own
+    perp, dist2 = obs["perp"][:, 1:], obs["dist2"][:, 1:]
+    expected = np.sqrt(np.mean(perp**2) / np.mean(dist2))
+    np.testing.assert_allclose(run.residual, expected, rtol=1e-5)

@@ -1,0 +1,113 @@
+"""The form of the network update: measured once per machine and shape, remembered, forced."""
+
+import json
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+import ddm_jax as ddm
+from ddm_jax import _integrate, _network_sde, _tuning
+
+
+@pytest.fixture
+def measured(tmp_path, monkeypatch):
+    """Measure mode with an empty cache folder and an empty in-memory cache."""
+    monkeypatch.setenv("DDM_JAX_UPDATE", "measure")
+    monkeypatch.setenv("DDM_JAX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_tuning, "_chosen", {})
+    return tmp_path
+
+
+def _model(n=16):
+    return ddm.init_network(ddm.make_target("lorenz"), n, key=jr.key(n))
+
+
+def test_measured_once_then_remembered_in_memory_and_on_disk(measured, monkeypatch):
+    model = _model()
+    calls = []
+    real = _network_sde._fused_is_faster
+
+    def counting(model, batch):
+        calls.append(batch)
+        return real(model, batch)
+
+    monkeypatch.setattr(_network_sde, "_fused_is_faster", counting)
+    first = _network_sde.fused_update(model, 4)
+    assert calls == [4]
+    assert isinstance(first, bool)
+    assert _network_sde.fused_update(model, 4) == first
+    assert calls == [4]
+    stored = json.loads((measured / "choices.json").read_text())
+    (key,) = stored
+    assert key.startswith(_tuning.machine())
+    assert "n=16 k=3 m=3 B=4 float32" in key
+    assert stored[key] == first
+    monkeypatch.setattr(_tuning, "_chosen", {})  # a new process: read back, not measured
+    assert _network_sde.fused_update(model, 4) == first
+    assert calls == [4]
+    assert _network_sde.fused_update(model, 1) is True
+    assert calls == [4]
+    _network_sde.fused_update(model, 8)  # another shape is measured, and added to the file
+    assert calls == [4, 8]
+    assert len(json.loads((measured / "choices.json").read_text())) == 2
+
+
+def test_a_broken_cache_costs_a_measurement_only(measured, monkeypatch):
+    (measured / "choices.json").write_text("{not json")
+    monkeypatch.setattr(_network_sde, "_fused_is_faster", lambda model, batch: False)
+    assert _network_sde.fused_update(_model(), 4) is False
+    assert list(json.loads((measured / "choices.json").read_text()).values()) == [False]
+    monkeypatch.setenv("DDM_JAX_CACHE_DIR", str(measured / "file" / "under" / "a-file"))
+    (measured / "file").write_text("")  # the folder cannot be made: kept in memory only
+    monkeypatch.setattr(_tuning, "_chosen", {})
+    assert _network_sde.fused_update(_model(), 4) is False
+
+
+def test_forced_forms_and_a_bad_setting(monkeypatch):
+    model = _model()
+    monkeypatch.setenv("DDM_JAX_UPDATE", "product")
+    assert _network_sde.fused_update(model, 64) is False
+    assert _network_sde.network_sde(model, batch=64).params.columns is None
+    monkeypatch.setenv("DDM_JAX_UPDATE", "fused")
+    assert _network_sde.network_sde(model, batch=64).params.columns is not None
+    monkeypatch.setenv("DDM_JAX_UPDATE", "fastest")
+    with pytest.raises(ValueError, match=r"Expected DDM_JAX_UPDATE in .*measure.*; got 'fastest'"):
+        ddm.simulate_network(model, jnp.zeros((4, 3)), key=jr.key(0), t1=0.01)
+
+
+def test_simulate_network_runs_the_chosen_form(measured, monkeypatch, key):
+    """The plan carries the measured choice, and the ensemble is the forced form's, bitwise."""
+    model = _model(32)
+    z0s = ddm.sample_box(key, ddm.make_target("lorenz"), 8)
+    sim = dict(t1=0.05, dt=1e-3, save_dt=0.01)
+    for choice in (True, False):
+        monkeypatch.setattr(_tuning, "_chosen", {})
+        monkeypatch.setattr(_network_sde, "_fused_is_faster", lambda *_, c=choice: c)
+        monkeypatch.setenv("DDM_JAX_CACHE_DIR", "")
+        measured_run = ddm.simulate_network(model, z0s, key=jr.key(1), **sim)
+        monkeypatch.setenv("DDM_JAX_UPDATE", "fused" if choice else "product")
+        forced = ddm.simulate_network(model, z0s, key=jr.key(1), **sim)
+        monkeypatch.setenv("DDM_JAX_UPDATE", "measure")
+        np.testing.assert_array_equal(measured_run.zs, forced.zs)
+
+
+def test_the_probe_times_the_same_update_as_the_ensemble(key):
+    """`_update_steps` is the ensemble's Euler update without the noise draws: same numbers."""
+    model = _model(32)
+    x0s = jax.vmap(model.embed)(ddm.sample_box(key, ddm.make_target("lorenz"), 4))
+    dws = 0.03 * jr.normal(jr.key(2), (4, 7, model.m))
+    subspace = _network_sde._subspace(model.Gamma)
+    for fused in (True, False):
+        sde = _network_sde._network_sde(model, subspace, True, fused, False)
+
+        def euler(x, dw, sde=sde):
+            term = _integrate._Term(sde, {"latent": dw}, 1e-3)
+            return dfx.Euler().step(term, 0.0, 1e-3, x, None, None, False)[0], None
+
+        expected = jax.vmap(lambda x, d, f=euler: jax.lax.scan(f, x, d)[0])(x0s, dws)
+        got = _network_sde._update_steps(model, subspace, x0s, dws, fused=fused)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
