@@ -30,6 +30,14 @@ def summary_lines(suffix: str) -> list[str]:
     if (t := load(f"throughput{suffix}")) and "summary" in t:
         s = t["summary"]
         big = max(t["rows"], key=lambda r: r["n"] * r["batch"] * (r["path"] == "default"))
+        if "default_over_fused_worst" in s:
+            call = s["call_10_steps"]
+            lines.append(
+                f"- Simulation, default path over the hand-written fused kernel (worst): "
+                f"{s['default_over_fused_worst']:.2f} at {s['default_over_fused_worst_cell']} "
+                f"(target <= 1.1); one call of 10 steps at n = {call['n']}: "
+                f"{call['default_ms']:.2f} ms (target < 1; the kernel: {call['fused_ms']:.2f})."
+            )
         lines.append(
             f"- Simulation, default path over the hand-written scan (worst, n <= 1024): "
             f"{s['default_over_scan_worst_B1']:.2f} at B = 1 (target < 2), "
