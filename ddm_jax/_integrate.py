@@ -264,18 +264,20 @@ def shard_batch(tree: PyTree) -> PyTree:
         )
     if _shards(batch) == 1:
         return tree
-    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-    return jax.device_put(tree, sharding)
+    return jax.device_put(tree, _batch_sharding())
 
 
 def constrain_batch(tree: PyTree, shards: int) -> PyTree:
     """`shard_batch` inside a compiled function: the batch axis split over ``shards`` devices."""
     if shards == 1:
         return tree
+    return jax.lax.with_sharding_constraint(tree, _batch_sharding())
+
+
+def _batch_sharding() -> jax.sharding.NamedSharding:
+    """The first axis split over all devices."""
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-    return jax.lax.with_sharding_constraint(tree, sharding)
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
 
 
 def ensemble(
