@@ -162,12 +162,13 @@ def _accumulate(acc: dict, obs: dict, use) -> dict:
 
 def _integrate(
     sde: SDE, y0, key: Key, *, dt, num_saves, save_every, solver, method, stream, u=None,
-    first=None,
+    first=None, final=False,
 ):  # fmt: skip
     """One trajectory: ``num_saves`` observations every ``save_every`` steps, plus y0's.
 
     ``first`` is the observation of y0 when the caller has it already (a network knows its
     read-out at the start: z0): observing y0 again would cost a pass over the neurons.
+    With ``final`` the last state comes back too, as ``(observations, y)``.
 
     The increments of save interval i, block j (of `BLOCK` steps, the last one shorter) come
     from ``fold_in(fold_in(key, i), j)``: the same numbers on both methods, and memory that
@@ -192,7 +193,8 @@ def _integrate(
             max_steps=steps + 1, adjoint=dfx.ForwardMode(),
         )  # fmt: skip
         obs = jax.vmap(observe)(sol.ys[1:])
-        return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
+        obs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
+        return (obs, sol.ys[-1]) if final else obs
 
     def one_step(y, dw):
         y1, _, _, _, _ = solver.step(_Term(sde, dw, dt), 0.0, dt, y, None, None, False)
@@ -225,8 +227,9 @@ def _integrate(
         return (y, _accumulate(acc, observe(y), i + 1 >= stream)), None
 
     if stream is None:
-        _, obs = jax.lax.scan(one_save, (y0, None), jnp.arange(num_saves))
-        return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
+        (y, _), obs = jax.lax.scan(one_save, (y0, None), jnp.arange(num_saves))
+        obs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, obs)
+        return (obs, y) if final else obs
     z = first["z"]
     acc = {"count": jnp.zeros((), jnp.int32), "mean": jnp.zeros_like(z),
            "mean_c": jnp.zeros_like(z), "m2": jnp.zeros((z.size, z.size), z.dtype),
@@ -234,8 +237,8 @@ def _integrate(
     if "perp" in first:
         acc |= {name: jnp.zeros((), z.dtype) for name in ("perp2", "dist2", "perp_max")}
     acc = _accumulate(acc, first, stream == 0)
-    _, acc = jax.lax.fori_loop(0, num_saves, lambda i, c: one_save(c, i)[0], (y0, acc))
-    return acc
+    y, acc = jax.lax.fori_loop(0, num_saves, lambda i, c: one_save(c, i)[0], (y0, acc))
+    return (acc, y) if final else acc
 
 
 def _shards(batch: int) -> int:
@@ -282,15 +285,16 @@ def _batch_sharding() -> jax.sharding.NamedSharding:
 
 def ensemble(
     sde, y0s, keys, dt, num_saves, save_every, solver, method, stream=None, u=None,
-    u_batched=False, first=None,
+    u_batched=False, first=None, final=False,
 ):  # fmt: skip
     """Every trajectory of an ensemble; ``u`` is shared, or per trajectory (``u_batched``).
 
-    ``first``: the observations of the initial states, when known (see `_integrate`).
+    ``first``: the observations of the initial states, when known; ``final``: return the
+    last states too (see `_integrate`).
     """
     run = lambda y0, key, u, first: _integrate(
         sde, y0, key, dt=dt, num_saves=num_saves, save_every=save_every, solver=solver,
-        method=method, stream=stream, u=u, first=first,
+        method=method, stream=stream, u=u, first=first, final=final,
     )  # fmt: skip
     if u_batched:
         return eqx.filter_vmap(run)(y0s, keys, u, first)

@@ -221,7 +221,7 @@ def simulate_network(
     """
     grid = _check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _network_plan(model, z0s, solver, grid, method, inputs, keep_neurons)
-    obs, finite, residuals = network_ensemble(model, z0s, key, schedule, None, plan=plan)
+    obs, finite, residuals, _ = network_ensemble(model, z0s, key, schedule, None, plan=plan)
     ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
     finite, residuals = jax.device_get((finite, residuals))
     if check and not finite:
@@ -294,7 +294,7 @@ def stationary_moments(
         )
     stream = jnp.asarray(stream)  # traced: another burn_in compiles nothing new
     if isinstance(system, LowRankRNN):
-        acc = network_ensemble(system, y0s, key, schedule, stream, plan=plan)
+        acc, _ = network_ensemble(system, y0s, key, schedule, stream, plan=plan)
     else:
         acc = _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream, **u)
     acc = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), acc)
