@@ -282,21 +282,20 @@ def stationary_moments(
         )
     stream = min(int(np.ceil(burn_in / (dt * save_every) - 1e-9)), num_saves)
     if isinstance(system, LowRankRNN):
-        name = "network"
-        grid = (dt, num_saves, save_every)
+        name, grid = "network", (dt, num_saves, save_every)
         y0s, plan, schedule = _network_plan(system, z0s, solver, grid, "scan", inputs)
+        run = lambda stream: network_ensemble(system, y0s, key, schedule, stream, plan=plan)[0]
     else:
         sde, y0s, keys, solver_, name, u = _problem(system, z0s, key, solver, inputs=inputs)
+        run = lambda stream: _ensemble(
+            sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream, **u
+        )
     if y0s.shape[0] * (num_saves + 1 - stream) < 2:
         raise ValueError(
             "Expected at least 2 states after burn_in for a covariance; got "
             f"{y0s.shape[0]} trajectory x {num_saves + 1 - stream} save."
         )
-    stream = jnp.asarray(stream)  # traced: another burn_in compiles nothing new
-    if isinstance(system, LowRankRNN):
-        acc, _ = network_ensemble(system, y0s, key, schedule, stream, plan=plan)
-    else:
-        acc = _ensemble(sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream, **u)
+    acc = run(jnp.asarray(stream))  # traced: another burn_in compiles nothing new
     acc = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), acc)
     acc["mean"], acc["m2"] = acc["mean"] - acc["mean_c"], acc["m2"] - acc["m2_c"]
     count = acc["count"].sum()
