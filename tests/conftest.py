@@ -1,6 +1,17 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Most of the suite's time is XLA compiling the same functions in many processes (test workers,
+# the CLI's subprocesses, notebook kernels). One compilation cache for the session, inherited
+# by all of them, compiles each once; it starts empty, so nothing outlives the session.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _xla_cache = tempfile.mkdtemp(prefix="ddm-jax-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _xla_cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    atexit.register(shutil.rmtree, _xla_cache, ignore_errors=True)
 # One form of the network update, the same numbers on every machine, and nothing measured or
 # written to a cache: the measured choice (`fused_update`) has its own tests.
 os.environ.setdefault("DDM_JAX_UPDATE", "fused")
