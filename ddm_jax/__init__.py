@@ -7,6 +7,9 @@ figures (`_plotting`), and the application on top: run folders (the `_runs` pack
 module per command) and the command line (the `_cli` package).
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._census import (
     CLASSES as CLASSES,
     Census as Census,
@@ -130,53 +133,10 @@ from ._network import (
     off_subspace_residual as off_subspace_residual,
     private_noise_drift_bias as private_noise_drift_bias,
 )
-from ._plotting import (
-    coordinate_names as coordinate_names,
-    plot_drift_field as plot_drift_field,
-    plot_losses as plot_losses,
-    plot_marginals as plot_marginals,
-    plot_neurons as plot_neurons,
-    plot_residual as plot_residual,
-    plot_trajectories as plot_trajectories,
-    save_figure as save_figure,
-)
-from ._plotting_analysis import (
-    plot_energy_fields as plot_energy_fields,
-    plot_epr_bars as plot_epr_bars,
-    plot_explained_variance as plot_explained_variance,
-    plot_recovered as plot_recovered,
-)
-from ._plotting_census import plot_census as plot_census
-from ._plotting_memory import (
-    plot_curves as plot_curves,
-    plot_cycling as plot_cycling,
-    plot_occupancy as plot_occupancy,
-)
 from ._remedy import refine_attractors as refine_attractors
 from ._reversible import (
     ReversibleSplit as ReversibleSplit,
     reversible_split as reversible_split,
-)
-from ._runs import (
-    MEMORY_FIGURES as MEMORY_FIGURES,
-    DataReport as DataReport,
-    RunError as RunError,
-    TrainedRun as TrainedRun,
-    TrainProgress as TrainProgress,
-    analyze_run as analyze_run,
-    default_run_folder as default_run_folder,
-    evaluate_run as evaluate_run,
-    export_run as export_run,
-    load_run as load_run,
-    load_target as load_target,
-    memory_run as memory_run,
-    moments_run as moments_run,
-    read_checkpoint_header as read_checkpoint_header,
-    residual_trace as residual_trace,
-    run_status as run_status,
-    simulate_run as simulate_run,
-    train_data_run as train_data_run,
-    train_run as train_run,
 )
 from ._sampling import (
     SAMPLERS as SAMPLERS,
@@ -222,5 +182,125 @@ from ._wells import (
     well_occupancy as well_occupancy,
     wilson_interval as wilson_interval,
 )
+
+# Figures and run folders load on first use: `import ddm_jax` is the JAX library alone (no
+# matplotlib, no file layer), which keeps it about a second faster to import.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "coordinate_names",
+            "plot_drift_field",
+            "plot_losses",
+            "plot_marginals",
+            "plot_neurons",
+            "plot_residual",
+            "plot_trajectories",
+            "save_figure",
+        ),
+        "._plotting",
+    ),
+    **dict.fromkeys(
+        (
+            "plot_energy_fields",
+            "plot_epr_bars",
+            "plot_explained_variance",
+            "plot_recovered",
+        ),
+        "._plotting_analysis",
+    ),
+    **dict.fromkeys(("plot_census",), "._plotting_census"),
+    **dict.fromkeys(
+        (
+            "plot_curves",
+            "plot_cycling",
+            "plot_occupancy",
+        ),
+        "._plotting_memory",
+    ),
+    **dict.fromkeys(
+        (
+            "MEMORY_FIGURES",
+            "DataReport",
+            "RunError",
+            "TrainedRun",
+            "TrainProgress",
+            "analyze_run",
+            "default_run_folder",
+            "evaluate_run",
+            "export_run",
+            "load_run",
+            "load_target",
+            "memory_run",
+            "moments_run",
+            "read_checkpoint_header",
+            "residual_trace",
+            "run_status",
+            "simulate_run",
+            "train_data_run",
+            "train_run",
+        ),
+        "._runs",
+    ),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ddm_jax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if TYPE_CHECKING:
+    from ._plotting import (
+        coordinate_names as coordinate_names,
+        plot_drift_field as plot_drift_field,
+        plot_losses as plot_losses,
+        plot_marginals as plot_marginals,
+        plot_neurons as plot_neurons,
+        plot_residual as plot_residual,
+        plot_trajectories as plot_trajectories,
+        save_figure as save_figure,
+    )
+    from ._plotting_analysis import (
+        plot_energy_fields as plot_energy_fields,
+        plot_epr_bars as plot_epr_bars,
+        plot_explained_variance as plot_explained_variance,
+        plot_recovered as plot_recovered,
+    )
+    from ._plotting_census import (
+        plot_census as plot_census,
+    )
+    from ._plotting_memory import (
+        plot_curves as plot_curves,
+        plot_cycling as plot_cycling,
+        plot_occupancy as plot_occupancy,
+    )
+    from ._runs import (
+        MEMORY_FIGURES as MEMORY_FIGURES,
+        DataReport as DataReport,
+        RunError as RunError,
+        TrainedRun as TrainedRun,
+        TrainProgress as TrainProgress,
+        analyze_run as analyze_run,
+        default_run_folder as default_run_folder,
+        evaluate_run as evaluate_run,
+        export_run as export_run,
+        load_run as load_run,
+        load_target as load_target,
+        memory_run as memory_run,
+        moments_run as moments_run,
+        read_checkpoint_header as read_checkpoint_header,
+        residual_trace as residual_trace,
+        run_status as run_status,
+        simulate_run as simulate_run,
+        train_data_run as train_data_run,
+        train_run as train_run,
+    )
 
 __version__ = "0.1.0"

@@ -22,7 +22,10 @@ from jaxtyping import install_import_hook  # noqa: E402
 
 # Shapes and dtypes of every annotated function are checked at run time in the tests only.
 with install_import_hook("ddm_jax", "beartype.beartype"):
-    import ddm_jax  # noqa: E402, F401
+    import ddm_jax  # noqa: E402
+
+    for _name in ddm_jax._LAZY:  # figures and run folders load on first use: here, checked
+        getattr(ddm_jax, _name)
 import jax.random as jr  # noqa: E402
 import pytest  # noqa: E402
 

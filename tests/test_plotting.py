@@ -93,6 +93,19 @@ def test_residual_trace_is_zero_on_the_subspace_and_not_off_it(key):
 
 
 def test_importing_the_package_leaves_matplotlib_alone():
-    code = "import sys, ddm_jax; print('matplotlib.pyplot' in sys.modules)"
+    """`import ddm_jax` is the JAX library: figures and run folders load on first use."""
+    code = (
+        "import sys, ddm_jax\n"
+        "print(sorted(m for m in ('matplotlib', 'ddm_jax._runs', 'ddm_jax._plotting') "
+        "if m in sys.modules))\n"
+        "print('evaluate_run' in dir(ddm_jax), callable(ddm_jax.plot_census))\n"
+        "print('matplotlib.pyplot' in sys.modules, 'matplotlib' in sys.modules)\n"
+        "try:\n    ddm_jax.no_such_name\nexcept AttributeError as e:\n    print(e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.splitlines() == [
+        "[]",
+        "True True",
+        "False True",  # figures are drawn on their own canvas, never through pyplot
+        "module 'ddm_jax' has no attribute 'no_such_name'",
+    ]
