@@ -43,7 +43,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cache_dir() -> Path | None:
+def cache_dir() -> Path | None:
+    """Where ddm-jax keeps what it learns about this machine; None: keep nothing on disk."""
     if "DDM_JAX_CACHE_DIR" in os.environ:
         value = os.environ["DDM_JAX_CACHE_DIR"]
         return Path(value) if value else None
@@ -76,7 +77,7 @@ def choose(what: str, measure: Callable[[], bool]) -> bool:
     """The choice for ``what`` on this machine: ``measure()`` at first use, then remembered."""
     key = f"{machine()} | {what}"
     if key not in _chosen:
-        folder = _cache_dir()
+        folder = cache_dir()
         stored = _load(folder).get(key)
         if isinstance(stored, bool):
             _chosen[key] = stored

@@ -111,3 +111,36 @@ def test_the_probe_times_the_same_update_as_the_ensemble(key):
         expected = jax.vmap(lambda x, d, f=euler: jax.lax.scan(f, x, d)[0])(x0s, dws)
         got = _network_sde._update_steps(model, subspace, x0s, dws, fused=fused)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+COMPILATION_CACHE = """
+import os, jax, jax.numpy as jnp
+from ddm_jax._cli._common import use_compilation_cache
+def where(**env):
+    for name in ("DDM_JAX_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR"):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    jax.config.update("jax_compilation_cache_dir", None)
+    use_compilation_cache()
+    return jax.config.jax_compilation_cache_dir
+print(where(DDM_JAX_CACHE_DIR=""))
+print(where(DDM_JAX_CACHE_DIR="elsewhere", JAX_COMPILATION_CACHE_DIR="jaxs"))
+print(where(DDM_JAX_CACHE_DIR=os.environ["HERE"]))
+jax.jit(lambda x: x + 1)(jnp.ones(3))  # a program of a few ms: cached all the same
+"""
+
+
+def test_the_command_line_keeps_compiled_programs(tmp_path):
+    """`ddm-jax` keeps XLA's programs in <cache dir>/xla, unless told where or not to."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HERE": str(tmp_path)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # the test session's own, set at start-up
+    out = subprocess.run([sys.executable, "-c", COMPILATION_CACHE], env=env, check=True,
+                         capture_output=True, text=True).stdout.split()  # fmt: skip
+    # none with an empty cache folder; JAX's own variable is left to JAX (it applies it at
+    # start-up, so this call leaves the setting as it found it)
+    assert out == ["None", "None", str(tmp_path / "xla")]
+    assert any((tmp_path / "xla").iterdir())

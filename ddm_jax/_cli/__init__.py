@@ -13,7 +13,7 @@ or SIGTERM) keeps its last good checkpoint, says how to resume, and exits with 1
 import signal
 
 from ._analyze import analyze
-from ._common import app as app, on_sigterm
+from ._common import app as app, on_sigterm, use_compilation_cache
 from ._memory import memory
 from ._outputs import evaluate, export, info, moments, simulate
 from ._systems import systems
@@ -27,4 +27,5 @@ for _command in (systems, train, simulate, evaluate, moments, export, analyze, m
 def main():
     """Entry point of the ``ddm-jax`` console script."""
     signal.signal(signal.SIGTERM, on_sigterm)
+    use_compilation_cache()
     app(prog_name="ddm-jax")
