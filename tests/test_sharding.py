@@ -42,17 +42,23 @@ print(json.dumps(out))
 """
 
 
-def _run(devices: int) -> dict:
+def _start(devices: int) -> subprocess.Popen:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _result(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_sharded_ensemble_matches_single_device():
-    one, four = _run(1), _run(4)
+    one, four = map(_result, [_start(1), _start(4)])  # side by side
     assert one["devices"] == 1
     assert four["devices"] == 4
     for name in ("scan", "diffeqsolve", "target"):
