@@ -301,8 +301,6 @@ def ensemble(
     return jax.vmap(lambda y0, key, first: run(y0, key, u, first))(y0s, keys, first)
 
 
-_ensemble = eqx.filter_jit(ensemble)
-
 
 def _check_grid(t1: float, dt: float, save_dt: float | None) -> tuple[float, int, int]:
     """``(dt, num_saves, save_every)``, dt as a Python float (it is static under jit)."""

@@ -173,7 +173,11 @@ def _network_sde(model: LowRankRNN, subspace, keep_neurons: bool, fused: bool, p
 
 
 class Plan(NamedTuple):
-    """Everything static about a network ensemble: one compilation per distinct plan."""
+    """Everything static about an ensemble: one compilation per distinct plan.
+
+    A target's ensemble (`_simulate.target_ensemble`) has no neurons: ``keep_neurons``,
+    ``private`` and ``fused`` are False there.
+    """
 
     dt: float
     num_saves: int

@@ -7,6 +7,7 @@ other solvers to the Stratonovich one, which coincides for additive noise.
 
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -15,7 +16,7 @@ from jaxtyping import Array, Float
 
 from ._custom_types import Key, LatentStates
 from ._inputs import Input, Schedule, check_input
-from ._integrate import SDE, _check_grid, _ensemble, _shards, _solver, shard_batch
+from ._integrate import SDE, SOLVERS, _check_grid, _shards, _solver, constrain_batch, ensemble
 from ._network import LowRankRNN
 from ._network_sde import Plan, fused_update, network_ensemble
 from ._targets import Target
@@ -92,50 +93,57 @@ def _target_observe(params, y):
     return {"z": y}
 
 
-_split = jax.jit(jr.split, static_argnums=1)  # one compiled call, not eager dispatch
+@eqx.filter_jit
+def target_ensemble(target: Target, z0s, key: Key, schedule, stream, plan: Plan):
+    """Simulate an ensemble of the target from ``z0s``, in one compiled call.
 
-
-def _problem(target: Target, z0s, key: Key, solver: str, inputs=None):
-    """The `SDE`, initial states and keys (sharded), solver, name and input of an ensemble.
-
-    The input comes back as ``{"u": u, "u_batched": bool}`` for `_ensemble` (empty without).
+    Trajectory i uses key ``split(key, B)[i]``. ``schedule`` is a `Schedule` input or None (a
+    function input is ``plan.input_fn``). With ``stream`` (a traced save index) the states
+    are folded into running moments (`_integrate`); without, the stored states come back with
+    one flag: all finite. The host reads that flag, not the states.
     """
-    if not isinstance(target, Target):
-        raise TypeError(f"Expected a Target or a LowRankRNN; got {type(target).__name__}.")
-    name = f"target {target.name!r}"
-    z0s = _initial_states(z0s, target.dim, name)
-    solver_ = _solver(solver, target.additive)
-    sde, y0s, keys = target_sde(target), z0s, _split(key, z0s.shape[0])
-    if inputs is None:
-        y0s, keys = shard_batch((y0s, keys))
-        return sde, y0s, keys, solver_, name, {}
-    batched = check_input(inputs, z0s.shape[1], z0s.shape[0])
-    if batched:
-        y0s, keys, inputs = shard_batch((y0s, keys, inputs))
-    else:
-        y0s, keys = shard_batch((y0s, keys))
-    return sde, y0s, keys, solver_, name, {"u": inputs, "u_batched": batched}
+    keys = jr.split(key, z0s.shape[0])
+    z0s, keys = constrain_batch((z0s, keys), plan.shards)
+    if plan.input_batched:
+        schedule = constrain_batch(schedule, plan.shards)
+    u = plan.input_fn if schedule is None else schedule
+    out = ensemble(
+        target_sde(target), z0s, keys, plan.dt, plan.num_saves, plan.save_every,
+        SOLVERS[plan.solver](), plan.method, stream, u, plan.input_batched,
+    )  # fmt: skip
+    if stream is not None:
+        return out
+    return out["z"], jnp.all(jnp.isfinite(out["z"]))
 
 
-def _network_plan(model: LowRankRNN, z0s, solver: str, grid, method: str, inputs,
-                  keep_neurons: bool = False):  # fmt: skip
-    """Checked initial states, `Plan` and `Schedule` (or None) of a network ensemble.
+def _plan(system: Target | LowRankRNN, z0s, solver: str, grid, method: str, inputs,
+          keep_neurons: bool = False):  # fmt: skip
+    """Checked initial states, `Plan` and `Schedule` (or None) of an ensemble of ``system``.
 
     Everything is validated here, before any key is used or anything is compiled.
     """
-    z0s = _initial_states(z0s, model.k, "the network")
-    _solver(solver, model.noise_readout is None)
+    network = isinstance(system, LowRankRNN)
+    if not (network or isinstance(system, Target)):
+        raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
+    k = system.k if network else system.dim
+    z0s = _initial_states(z0s, k, _name(system))
+    _solver(solver, system.noise_readout is None if network else system.additive)
     if method not in ("scan", "diffeqsolve"):
         raise ValueError(f"Expected method 'scan' or 'diffeqsolve'; got {method!r}.")
-    batched = inputs is not None and check_input(inputs, model.k, z0s.shape[0])
+    batched = inputs is not None and check_input(inputs, k, z0s.shape[0])
     schedule = inputs if isinstance(inputs, Schedule) else None
     shards = _shards(z0s.shape[0])
     plan = Plan(
-        *grid, solver, method, keep_neurons, shards, float(model.private_noise) > 0,
-        fused_update(model, z0s.shape[0] // shards), inputs if schedule is None else None,
-        batched,
+        *grid, solver, method, keep_neurons, shards,
+        network and float(system.private_noise) > 0,
+        network and fused_update(system, z0s.shape[0] // shards),
+        inputs if schedule is None else None, batched,
     )  # fmt: skip
     return z0s, plan, schedule
+
+
+def _name(system: Target | LowRankRNN) -> str:
+    return "the network" if isinstance(system, LowRankRNN) else f"target {system.name!r}"
 
 
 def simulate_target(
@@ -169,12 +177,12 @@ def simulate_target(
         inputs: a latent input: a `Schedule` (per trajectory when it has a batch axis of B)
             or a pure function ``u(t) -> (k,)`` shared by all trajectories; None for none.
     """
-    dt, num_saves, save_every = _check_grid(t1, dt, save_dt)
-    sde, z0s, keys, solver_, name, u = _problem(target, z0s, key, solver, inputs=inputs)
-    zs = _ensemble(sde, z0s, keys, dt, num_saves, save_every, solver_, method, **u)["z"]
-    ts = np.arange(num_saves + 1) * dt * save_every
-    if check:
-        _check_finite_run(zs, ts, name)
+    grid = _check_grid(t1, dt, save_dt)
+    z0s, plan, schedule = _plan(target, z0s, solver, grid, method, inputs)
+    zs, finite = target_ensemble(target, z0s, key, schedule, None, plan)
+    ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
+    if check and not jax.device_get(finite):
+        _check_finite_run(zs, ts, _name(target))  # finds where
     return Run(ts=ts, zs=zs)
 
 
@@ -220,7 +228,7 @@ def simulate_network(
         removes off-manifold error at rate ``1 / tau``.
     """
     grid = _check_grid(t1, dt, save_dt)
-    z0s, plan, schedule = _network_plan(model, z0s, solver, grid, method, inputs, keep_neurons)
+    z0s, plan, schedule = _plan(model, z0s, solver, grid, method, inputs, keep_neurons)
     obs, finite, residuals, _ = network_ensemble(model, z0s, key, schedule, None, plan=plan)
     ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
     finite, residuals = jax.device_get((finite, residuals))
@@ -281,15 +289,11 @@ def stationary_moments(
             f"Expected 0 <= burn_in <= {last:g} (the last save); got burn_in={burn_in}."
         )
     stream = min(int(np.ceil(burn_in / (dt * save_every) - 1e-9)), num_saves)
+    y0s, plan, schedule = _plan(system, z0s, solver, (dt, num_saves, save_every), "scan", inputs)
     if isinstance(system, LowRankRNN):
-        name, grid = "network", (dt, num_saves, save_every)
-        y0s, plan, schedule = _network_plan(system, z0s, solver, grid, "scan", inputs)
         run = lambda stream: network_ensemble(system, y0s, key, schedule, stream, plan=plan)[0]
     else:
-        sde, y0s, keys, solver_, name, u = _problem(system, z0s, key, solver, inputs=inputs)
-        run = lambda stream: _ensemble(
-            sde, y0s, keys, dt, num_saves, save_every, solver_, "scan", stream, **u
-        )
+        run = lambda stream: target_ensemble(system, y0s, key, schedule, stream, plan)
     if y0s.shape[0] * (num_saves + 1 - stream) < 2:
         raise ValueError(
             "Expected at least 2 states after burn_in for a covariance; got "
@@ -304,8 +308,9 @@ def stationary_moments(
     m2 = acc["m2"].sum(0) + np.einsum("b,bi,bj->ij", acc["count"], spread, spread)
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(m2))):
         raise SimulationDiverged(
-            f"The {name} simulation became non-finite: reduce dt, or check the parameters and "
-            "initial states (simulate_* names the time and trajectory)."
+            f"The {_name(system).removeprefix('the ')} simulation became non-finite: reduce dt, "
+            "or check the parameters and initial states (simulate_* names the time and "
+            "trajectory)."
         )
     residuals = {}
     if "perp2" in acc:

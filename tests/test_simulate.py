@@ -14,6 +14,9 @@ from helpers import cov_standard_error, multiplicative_ou
 import ddm_jax as ddm
 from ddm_jax import _integrate, _network_sde, _simulate
 
+# the engine alone, compiled on its own: the reference for the library's one-call ensembles
+_ensemble = eqx.filter_jit(_integrate.ensemble)
+
 # expected order of convergence of each solver on a deterministic problem
 DETERMINISTIC_ORDER = {"euler": 1, "heun": 2, "midpoint": 2, "ralston": 2}
 
@@ -121,8 +124,7 @@ def test_fused_and_product_updates_agree(key, monkeypatch):
     assert fused.params.columns is not None
     assert product.params.columns is None
     runs = [
-        _integrate._ensemble(sde, x0s, keys, 1e-3, 5, 20, dfx.Euler(), "scan")["z"]
-        for sde in (fused, product)
+        _ensemble(sde, x0s, keys, 1e-3, 5, 20, dfx.Euler(), "scan")["z"] for sde in (fused, product)
     ]
     # 100 steps of a chaotic network: measured 2e-6 apart
     np.testing.assert_allclose(runs[0], runs[1], rtol=0, atol=1e-4)
@@ -136,7 +138,7 @@ def test_memory_grows_with_saved_states_only(key):
     x0s, keys = jnp.zeros((64, 64)), jr.split(k_sim, 64)
 
     def temp_bytes(save_every):
-        run = lambda x, k: _integrate._ensemble(sde, x, k, 1e-3, 2, save_every, dfx.Euler(), "scan")
+        run = lambda x, k: _ensemble(sde, x, k, 1e-3, 2, save_every, dfx.Euler(), "scan")
         return jax.jit(run).lower(x0s, keys).compile().memory_analysis().temp_size_in_bytes
 
     small, large = temp_bytes(2_000), temp_bytes(500_000)
@@ -196,7 +198,7 @@ def test_stationary_moments_memory_and_errors(key):
     z0s, keys = jnp.zeros((16, 2)), jr.split(key, 16)
 
     def temp_bytes(saves):
-        run = lambda z, k: _integrate._ensemble(sde, z, k, 1e-3, saves, 10, dfx.Euler(), "scan", 1)
+        run = lambda z, k: _ensemble(sde, z, k, 1e-3, saves, 10, dfx.Euler(), "scan", 1)
         return jax.jit(run).lower(z0s, keys).compile().memory_analysis().temp_size_in_bytes
 
     assert temp_bytes(100_000) < 1.2 * temp_bytes(100)  # 1,000x the saves, the same memory
@@ -425,7 +427,7 @@ def test_bad_initial_states(key):
 
 
 def test_no_recompilation(key):
-    caches = (getattr(ddm._integrate._ensemble, "_cached", None), _network_sde.network_ensemble)
+    caches = (getattr(_simulate.target_ensemble, "_cached", None), _network_sde.network_ensemble)
     if not all(hasattr(c, "_cache_size") for c in caches):
         pytest.skip("the jit caches of the ensembles are not inspectable in this JAX/equinox")
 
@@ -467,7 +469,7 @@ def test_one_compiled_call_computes_what_the_pieces_compute(key):
     sde = _network_sde.network_sde(model, keep_neurons=True, batch=8)
     x0s = jax.jit(jax.vmap(model.embed))(z0s)  # compiled, as in the call: eager rounds apart
     keys = jr.split(k_sim, 8)
-    obs = _integrate._ensemble(sde, x0s, keys, 1e-3, 5, 20, dfx.Euler(), "scan")
+    obs = _ensemble(sde, x0s, keys, 1e-3, 5, 20, dfx.Euler(), "scan")
     np.testing.assert_array_equal(run.zs[:, 1:], obs["z"][:, 1:])
     np.testing.assert_array_equal(run.xs, obs["x"])
     np.testing.assert_array_equal(run.zs[:, 0], z0s)
@@ -476,3 +478,24 @@ def test_one_compiled_call_computes_what_the_pieces_compute(key):
     perp, dist2 = obs["perp"][:, 1:], obs["dist2"][:, 1:]
     expected = np.sqrt(np.mean(perp**2) / np.mean(dist2))
     np.testing.assert_allclose(run.residual, expected, rtol=1e-5)
+
+
+def test_one_compiled_call_for_a_target_computes_what_the_pieces_compute(key):
+    """`simulate_target` (keys, ensemble and finiteness check in one call) equals the engine
+    run apart, bitwise, with and without a shared input; its moments equal the stored run's."""
+    target = ddm.make_target("lorenz")
+    k_z, k_sim = jr.split(key)
+    z0s = ddm.sample_box(k_z, target, 6)
+    keys = jr.split(k_sim, 6)
+    sde = _simulate.target_sde(target)
+    u = lambda t: jnp.array([1.0, 0.0, -1.0]) * jnp.sin(t)
+    for inputs in (None, u):
+        run = ddm.simulate_target(target, z0s, key=jr.clone(k_sim), t1=0.1, dt=1e-3,
+                                  save_dt=0.02, inputs=inputs)  # fmt: skip
+        obs = _ensemble(sde, z0s, keys, 1e-3, 5, 20, dfx.Euler(), "scan", u=inputs)
+        np.testing.assert_array_equal(run.zs, obs["z"])
+    moments = ddm.stationary_moments(target, z0s, key=jr.clone(k_sim), t1=0.1, dt=1e-3,
+                                     save_dt=0.02, burn_in=0.04, inputs=u)  # fmt: skip
+    tail = np.asarray(run.zs[:, 2:], np.float64).reshape(-1, 3)
+    np.testing.assert_allclose(moments.mean, tail.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(moments.cov, np.cov(tail.T), rtol=1e-4)
