@@ -18,8 +18,10 @@ import jax.random as jr
 import numpy as np
 import pytest
 from test_plotting import assert_not_blank
+from typer.testing import CliRunner
 
 import ddm_jax as ddm
+from ddm_jax._cli import app
 
 TINY = ["--neurons", "16", "--steps", "200", "--batch", "64", "--chunk", "50"]
 TINY_CONFIG = ddm.TrainConfig(steps=200, batch=64, chunk=50)
@@ -300,10 +302,14 @@ bad = ddm.from_callables(
         (["export", "RUN", "--format", "csv"], ["Expected format in ('npz',); got 'csv'"]),
     ],
 )  # fmt: skip
-def test_bad_input_gives_one_line_error(args, fragments, trained, tmp_path):
+def test_bad_input_gives_one_line_error(args, fragments, trained, tmp_path, monkeypatch):
+    """In this process (the other tests here show the same in a subprocess of its own)."""
     (tmp_path / "wrong.py").write_text(WRONG_DIMS)
+    monkeypatch.chdir(tmp_path)
     args = [str(trained) if a == "RUN" else a for a in args]
-    assert_one_line_error(cli(*args, cwd=tmp_path), *fragments)
+    result = CliRunner().invoke(app, args)
+    proc = subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+    assert_one_line_error(proc, *fragments)
 
 
 def test_corrupt_files_are_named(trained, tmp_path):
