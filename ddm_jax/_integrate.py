@@ -301,7 +301,6 @@ def ensemble(
     return jax.vmap(lambda y0, key, first: run(y0, key, u, first))(y0s, keys, first)
 
 
-
 def _check_grid(t1: float, dt: float, save_dt: float | None) -> tuple[float, int, int]:
     """``(dt, num_saves, save_every)``, dt as a Python float (it is static under jit)."""
     if not (dt > 0 and t1 > 0 and np.isfinite(dt) and np.isfinite(t1)):

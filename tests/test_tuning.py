@@ -125,6 +125,7 @@ def where(**env):
     return jax.config.jax_compilation_cache_dir
 print(where(DDM_JAX_CACHE_DIR=""))
 print(where(DDM_JAX_CACHE_DIR="elsewhere", JAX_COMPILATION_CACHE_DIR="jaxs"))
+print(where(DDM_JAX_CACHE_DIR=os.path.join(os.environ["HERE"], "a-file")))
 print(where(DDM_JAX_CACHE_DIR=os.environ["HERE"]))
 jax.jit(lambda x: x + 1)(jnp.ones(3))  # a program of a few ms: cached all the same
 """
@@ -136,11 +137,12 @@ def test_the_command_line_keeps_compiled_programs(tmp_path):
     import subprocess
     import sys
 
+    (tmp_path / "a-file").write_text("not a folder")
     env = {**os.environ, "HERE": str(tmp_path)}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)  # the test session's own, set at start-up
     out = subprocess.run([sys.executable, "-c", COMPILATION_CACHE], env=env, check=True,
                          capture_output=True, text=True).stdout.split()  # fmt: skip
-    # none with an empty cache folder; JAX's own variable is left to JAX (it applies it at
-    # start-up, so this call leaves the setting as it found it)
-    assert out == ["None", "None", str(tmp_path / "xla")]
+    # none with an empty cache folder or one that cannot be made; JAX's own variable is left
+    # to JAX (it applies it at start-up, so this call leaves the setting as it found it)
+    assert out == ["None", "None", "None", str(tmp_path / "xla")]
     assert any((tmp_path / "xla").iterdir())

@@ -36,11 +36,18 @@ def use_compilation_cache() -> None:
     Most of a short command's time is compiling: a tiny ``ddm-jax evaluate`` took 38 s
     cold and 20 s with the programs cached. JAX's own ``JAX_COMPILATION_CACHE_DIR`` wins
     when set; an empty ``DDM_JAX_CACHE_DIR`` (as for the measured choices, `_tuning`) keeps
-    nothing on disk. The cache is keyed by the program, the device and the JAX version, so a
-    stale entry is never used; it is safe to delete at any time.
+    nothing on disk, and a folder that cannot be written is left out. The cache is keyed by
+    the program, the device and the JAX version, so a stale entry is never used; it is safe
+    to delete at any time.
     """
     folder = cache_dir()
     if folder is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    try:  # a cache that cannot be written is left out, not warned about at every command
+        (folder / "xla").mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    if not os.access(folder / "xla", os.W_OK):
         return
     jax.config.update("jax_compilation_cache_dir", str(folder / "xla"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
