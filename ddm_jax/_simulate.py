@@ -2,7 +2,9 @@
 
 Targets and networks become `SDE` problems for the engine in `_integrate` (one diffrax term
 whose control is ``(dt, dW)``). Euler (Euler-Maruyama) converges to the Ito solution; the
-other solvers to the Stratonovich one, which coincides for additive noise.
+other solvers to the Stratonovich one, which coincides for additive noise. Every public
+function checks its arguments on the host (`_plan`), then makes one compiled call:
+`target_ensemble` here, `_network_sde.network_ensemble` for a network.
 """
 
 from typing import NamedTuple
