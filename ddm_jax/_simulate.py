@@ -128,7 +128,7 @@ def _plan(system: Target | LowRankRNN, z0s, solver: str, grid, method: str, inpu
     if not (network or isinstance(system, Target)):
         raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
     k = system.k if network else system.dim
-    z0s = _initial_states(z0s, k, _name(system))
+    z0s = _initial_states(z0s, k, "the network" if network else _name(system))
     _solver(solver, system.noise_readout is None if network else system.additive)
     if method not in ("scan", "diffeqsolve"):
         raise ValueError(f"Expected method 'scan' or 'diffeqsolve'; got {method!r}.")
@@ -145,7 +145,8 @@ def _plan(system: Target | LowRankRNN, z0s, solver: str, grid, method: str, inpu
 
 
 def _name(system: Target | LowRankRNN) -> str:
-    return "the network" if isinstance(system, LowRankRNN) else f"target {system.name!r}"
+    """What messages call the simulated system."""
+    return "network" if isinstance(system, LowRankRNN) else f"target {system.name!r}"
 
 
 def simulate_target(
@@ -235,7 +236,7 @@ def simulate_network(
     ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
     finite, residuals = jax.device_get((finite, residuals))
     if check and not finite:
-        _check_finite_run(obs["z"], ts, "network")  # finds where
+        _check_finite_run(obs["z"], ts, _name(model))  # finds where
     residual, residual_max = residuals.tolist()
     return Run(ts=ts, zs=obs["z"], xs=obs.get("x"), residual=residual, residual_max=residual_max)
 
@@ -310,7 +311,7 @@ def stationary_moments(
     m2 = acc["m2"].sum(0) + np.einsum("b,bi,bj->ij", acc["count"], spread, spread)
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(m2))):
         raise SimulationDiverged(
-            f"The {_name(system).removeprefix('the ')} simulation became non-finite: reduce dt, "
+            f"The {_name(system)} simulation became non-finite: reduce dt, "
             "or check the parameters and initial states (simulate_* names the time and "
             "trajectory)."
         )

@@ -1,6 +1,9 @@
 """The form of the network update: measured once per machine and shape, remembered, forced."""
 
 import json
+import os
+import subprocess
+import sys
 
 import diffrax as dfx
 import jax
@@ -133,10 +136,6 @@ jax.jit(lambda x: x + 1)(jnp.ones(3))  # a program of a few ms: cached all the s
 
 def test_the_command_line_keeps_compiled_programs(tmp_path):
     """`ddm-jax` keeps XLA's programs in <cache dir>/xla, unless told where or not to."""
-    import os
-    import subprocess
-    import sys
-
     (tmp_path / "a-file").write_text("not a folder")
     env = {**os.environ, "HERE": str(tmp_path)}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)  # the test session's own, set at start-up

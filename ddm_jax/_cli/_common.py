@@ -43,13 +43,14 @@ def use_compilation_cache() -> None:
     folder = cache_dir()
     if folder is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
+    xla = folder / "xla"
     try:  # a cache that cannot be written is left out, not warned about at every command
-        (folder / "xla").mkdir(parents=True, exist_ok=True)
+        xla.mkdir(parents=True, exist_ok=True)
     except OSError:
         return
-    if not os.access(folder / "xla", os.W_OK):
+    if not os.access(xla, os.W_OK):
         return
-    jax.config.update("jax_compilation_cache_dir", str(folder / "xla"))
+    jax.config.update("jax_compilation_cache_dir", str(xla))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
