@@ -15,12 +15,19 @@ every path:
 Only the initial and final states are saved. Throughput is neuron-steps per second
 (n x B x steps / time); times are the minimum (and median) of repeats of a blocking call after
 one warm-up call; compile time (first call minus the minimum) is reported apart. Each problem
-runs for about 0.2 s or more. Writes results/throughput.{json,md,png}.
+runs for about 0.2 s or more. Writes results/throughput.{json,md,png}, again after each
+ensemble size, so that a run cut short keeps the rows it finished.
 
-    python benchmarks/throughput.py [--full]
+    python benchmarks/throughput.py [--full] [--work W] [--max-steps S]
+
+`--work` is the neuron-steps of one problem (n x B x steps) and `--max-steps` caps its step
+count. On a GPU the small problems are bound by the time of one step, not by the work, so a
+GPU run uses more work and fewer steps (`--full --work 2e10 --max-steps 5000`) to finish the
+grid in minutes.
 """
 
 import argparse
+import functools
 import resource
 import time
 
@@ -138,10 +145,12 @@ def timed(fns: dict, repeats: int, budget: float = 10.0) -> dict[str, tuple[floa
     return {name: (first[name], min(t), float(np.median(t))) for name, t in times.items()}
 
 
-def measure(n: int, batch: int, work: float, repeats: int, dense_limit: float) -> list[dict]:
+def measure(
+    n: int, batch: int, work: float, repeats: int, dense_limit: float, max_steps: int = 1_000_000
+) -> list[dict]:
     target = ddm.make_target("lorenz")
     model = ddm.init_network(target, n, key=jr.key(n))
-    steps = int(np.clip(work / (n * batch), 100, 1_000_000))
+    steps = int(np.clip(work / (n * batch), 100, max_steps))
     z0s = jnp.tile(target.z0, (batch, 1))
     x0s = jax.vmap(model.embed)(z0s)
     key = jr.key(1)
@@ -257,6 +266,9 @@ def markdown(rows: list[dict], summ: dict) -> str:
         f"Peak process memory {summ['peak_rss_mb']:.0f} MB, largest case {summ['largest']} "
         "(only the saved states are kept).",
         "",
+        f"Each problem is {summ['work']:.0e} neuron-steps (n x B x steps), 100 to "
+        f"{summ['max_steps']:,} steps.",
+        "",
         "The update column is the form of the network update the default path measured and "
         "chose on this machine for that shape (`fused_update`).",
         "",
@@ -301,28 +313,31 @@ def plot(rows: list[dict], path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the whole n x B grid")
+    parser.add_argument("--work", type=float, help="neuron-steps per problem (2e9 full, 2e8 quick)")
+    parser.add_argument("--max-steps", type=int, default=1_000_000, help="most steps per problem")
     args = parser.parse_args()
     if args.full:
         ns, batches, work = [64, 128, 256, 512, 1024, 4096], [1, 64, 1024, 4096], 2e9
     else:  # B = 256 too, so both exponents have two sizes above the dispatch floor
         ns, batches, work = [64, 256, 1024], [1, 64, 256], 2e8
+    work = args.work or work
+    call = call_cost()
+    print(f"one call of 10 steps at n = 1024: {call}", flush=True)
     rows = []
     for batch in batches:
         for n in ns:
-            new = measure(n, batch, work, repeats=3, dense_limit=2e10)
+            new = measure(n, batch, work, 3, dense_limit=2e10, max_steps=args.max_steps)
             for r in new:
                 print(f"n={n:5d} B={batch:5d} {r['path']:12s} {r['time_s']:.3f} s "
                       f"{r['neuron_steps_per_s'] / 1e6:8.0f} M/s  x{r['ratio_to_fused']:.2f} "
                       f"of fused", flush=True)  # fmt: skip
             rows += new
-    summ = summary(rows)
-    summ["call_10_steps"] = call_cost()
-    print(f"one call of 10 steps at n = 1024: {summ['call_10_steps']}", flush=True)
-    largest = max(rows, key=lambda r: r["n"] * r["batch"])
-    summ["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    summ["largest"] = f"n = {largest['n']}, B = {largest['batch']}"
-    write_results("throughput", {**stamp(), "summary": summ, "rows": rows},
-                  markdown(rows, summ), lambda p: plot(rows, p))  # fmt: skip
+        summ = summary(rows) | {"call_10_steps": call, "work": work, "max_steps": args.max_steps}
+        largest = max(rows, key=lambda r: r["n"] * r["batch"])
+        summ["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB
+        summ["largest"] = f"n = {largest['n']}, B = {largest['batch']}"
+        write_results("throughput", {**stamp(), "summary": summ, "rows": rows},
+                      markdown(rows, summ), functools.partial(plot, rows))  # fmt: skip
 
 
 if __name__ == "__main__":
