@@ -20,7 +20,7 @@ from ._custom_types import Key, LatentStates
 from ._inputs import Input, Schedule, check_input
 from ._integrate import SDE, SOLVERS, _check_grid, _shards, _solver, constrain_batch, ensemble
 from ._network import LowRankRNN
-from ._network_sde import Plan, fused_update, network_ensemble
+from ._network_sde import Plan, fused_update, model_subspace, network_ensemble
 from ._targets import Target
 
 
@@ -28,16 +28,24 @@ class SimulationDiverged(ValueError):
     """A simulation produced non-finite states."""
 
 
-def _initial_states(z0s, k: int, name: str) -> Float[Array, "batch k"]:
-    z0s = np.asarray(z0s, dtype=jnp.result_type(float))  # checked on the host, no dispatch
-    if z0s.ndim not in (1, 2) or z0s.shape[-1] != k:
+def _initial_states(z0s, k: int, name: str) -> Float[Array | np.ndarray, "batch k"]:
+    """The checked ``(batch, k)`` states, for the compiled call to take as an argument.
+
+    They are checked on the host (a JAX array keeps its host copy after the first read). A
+    JAX array of that shape and dtype is passed on as it is, already on the device; anything
+    else goes as a NumPy array, copied to the device within the call. No separate transfer:
+    one costs 0.14 ms on a GPU (H200), a tenth of a short simulation.
+    """
+    host = np.asarray(z0s, dtype=jnp.result_type(float))  # checked on the host, no dispatch
+    if host.ndim not in (1, 2) or host.shape[-1] != k:
         raise ValueError(
-            f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; got {z0s.shape}."
+            f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; got {host.shape}."
         )
-    z0s = z0s.reshape(-1, k)
-    if not np.isfinite(z0s).all():
+    if not np.isfinite(host).all():
         raise ValueError(f"Expected finite initial states for {name}.")
-    return jnp.asarray(z0s)
+    if isinstance(z0s, jax.Array) and z0s.ndim == 2 and z0s.dtype == host.dtype:
+        return z0s
+    return host.reshape(-1, k)
 
 
 def _check_finite_run(zs: Float[Array, "batch time k"], ts, name: str):
@@ -232,7 +240,10 @@ def simulate_network(
     """
     grid = _check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _plan(model, z0s, solver, grid, method, inputs, keep_neurons)
-    obs, finite, residuals, _ = network_ensemble(model, z0s, key, schedule, None, plan=plan)
+    subspace = model_subspace(model)
+    obs, finite, residuals, _ = network_ensemble(
+        model, subspace, z0s, key, schedule, None, plan=plan
+    )
     ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
     finite, residuals = jax.device_get((finite, residuals))
     if check and not finite:
@@ -294,7 +305,10 @@ def stationary_moments(
     stream = min(int(np.ceil(burn_in / (dt * save_every) - 1e-9)), num_saves)
     y0s, plan, schedule = _plan(system, z0s, solver, (dt, num_saves, save_every), "scan", inputs)
     if isinstance(system, LowRankRNN):
-        run = lambda stream: network_ensemble(system, y0s, key, schedule, stream, plan=plan)[0]
+        subspace = model_subspace(system)
+        run = lambda stream: network_ensemble(
+            system, subspace, y0s, key, schedule, stream, plan=plan
+        )[0]
     else:
         run = lambda stream: target_ensemble(system, y0s, key, schedule, stream, plan)
     if y0s.shape[0] * (num_saves + 1 - stream) < 2:

@@ -1,5 +1,6 @@
 """Simulation of targets and full networks: manifold, solvers, noise statistics, errors."""
 
+import gc
 import re
 
 import diffrax as dfx
@@ -454,6 +455,40 @@ def test_no_recompilation(key):
     ddm.stationary_moments(model, z0s, key=k7, burn_in=0.1, **kwargs)
     ddm.stationary_moments(model, z0s, key=k8, burn_in=0.3, **kwargs)
     assert cached._cache_size() == size + 2
+
+
+def test_subspace_is_computed_once_per_gamma(key):
+    """The QR and pseudo-inverse of Gamma are kept while that Gamma lives, and no longer."""
+    model = _random_network(ddm.make_target("lorenz"), 16, key=key)
+    first = _network_sde.model_subspace(model)
+    assert _network_sde.model_subspace(model) is first
+    for kept, fresh in zip(first, _network_sde._subspace(model.Gamma), strict=True):
+        np.testing.assert_array_equal(kept, fresh)
+    other = eqx.tree_at(lambda m: m.Gamma, model, 2.0 * model.Gamma)
+    assert _network_sde.model_subspace(other) is not first  # a new Gamma: computed anew
+    np.testing.assert_allclose(_network_sde.model_subspace(other)[1], first[1] / 2, rtol=1e-5)
+    # a NumPy Gamma is not an array the cache can follow: computed each time, same numbers
+    host = eqx.tree_at(lambda m: m.Gamma, model, np.asarray(model.Gamma))
+    np.testing.assert_array_equal(_network_sde.model_subspace(host)[1], first[1])
+    entry = id(model.Gamma)
+    assert entry in _network_sde._SUBSPACES
+    del model, other, host
+    gc.collect()
+    assert entry not in _network_sde._SUBSPACES
+
+
+def test_initial_states_on_the_device_are_not_copied(key):
+    """A (B, k) JAX array goes into the compiled call as it is: no transfer to the device."""
+    k_model, k1, k2 = jr.split(key, 3)
+    model = _random_network(ddm.make_target("lorenz"), 16, key=k_model)
+    z0s, sim = jnp.ones((2, 3)), lambda key: dict(key=key, t1=0.05, dt=1e-2)
+    expected = ddm.simulate_network(model, np.ones((2, 3)), **sim(jr.clone(k1)))
+    with jax.transfer_guard_host_to_device("disallow"):
+        run = ddm.simulate_network(model, z0s, **sim(k1))
+    np.testing.assert_array_equal(run.zs, expected.zs)
+    with pytest.raises(Exception, match="host-to-device"):  # the guard is live
+        with jax.transfer_guard_host_to_device("disallow"):
+            ddm.simulate_network(model, np.ones((2, 3)), **sim(k2))
 
 
 def test_one_compiled_call_computes_what_the_pieces_compute(key):
