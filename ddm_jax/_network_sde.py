@@ -161,11 +161,11 @@ def model_subspace(model: LowRankRNN) -> tuple[Array, Array, Array]:
     gamma = model.Gamma
     if not isinstance(gamma, jax.Array) or isinstance(gamma, jax.core.Tracer):
         return _subspace(gamma)
-    entry = _SUBSPACES.get(id(gamma))
+    key = id(gamma)
+    entry = _SUBSPACES.get(key)
     if entry is not None and entry[0]() is gamma:
         return entry[1]
     value = _subspace(gamma)
-    key = id(gamma)
     _SUBSPACES[key] = (weakref.ref(gamma, lambda _: _SUBSPACES.pop(key, None)), value)
     return value
 
