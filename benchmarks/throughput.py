@@ -38,8 +38,8 @@ import numpy as np
 from _results import plt, stamp, write_results
 
 import ddm_jax as ddm
-from ddm_jax._integrate import _shards
-from ddm_jax._network_sde import fused_update
+from ddm_jax.simulation._integrate import _shards
+from ddm_jax.simulation._network_sde import fused_update
 
 DT = 1e-3
 PATHS = ("default", "diffeqsolve", "fused", "scan", "dense")

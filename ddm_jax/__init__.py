@@ -10,28 +10,7 @@ module per command) and the command line (the `_cli` package).
 import importlib
 from typing import TYPE_CHECKING
 
-from ._census import (
-    CLASSES as CLASSES,
-    Census as Census,
-    Orbits as Orbits,
-    attractor_census as attractor_census,
-    census_applies as census_applies,
-    orbit_census as orbit_census,
-)
-from ._data import (
-    Increments as Increments,
-    data_box as data_box,
-    increments as increments,
-    load_trajectories as load_trajectories,
-    split_held_out as split_held_out,
-    trajectory_segments as trajectory_segments,
-)
-from ._data_diffusion import (
-    diffusion_from_covariance as diffusion_from_covariance,
-    jacobian_moments as jacobian_moments,
-    residual_diffusion as residual_diffusion,
-)
-from ._decompose import (
+from .analysis._decompose import (
     ConnectivitySplit as ConnectivitySplit,
     antisymmetric_field as antisymmetric_field,
     antisymmetric_network as antisymmetric_network,
@@ -43,7 +22,71 @@ from ._decompose import (
     symmetric_network as symmetric_network,
     without_noise as without_noise,
 )
-from ._fidelity import (
+from .analysis._fokker_planck import (
+    GridDensity as GridDensity,
+    stationary_density as stationary_density,
+    total_variation as total_variation,
+    whitened_box as whitened_box,
+)
+from .analysis._hodge import (
+    HodgeSplit as HodgeSplit,
+    furthest_point_sampling as furthest_point_sampling,
+    hodge_split as hodge_split,
+)
+from .analysis._irreversibility import (
+    Estimate as Estimate,
+    OUIrreversibility as OUIrreversibility,
+    diffusion_matrix as diffusion_matrix,
+    epr_from_samples as epr_from_samples,
+    epr_from_trajectories as epr_from_trajectories,
+    mean_with_interval as mean_with_interval,
+    ou_entropy_production as ou_entropy_production,
+    potential_entropy_production as potential_entropy_production,
+)
+from .analysis._reversible import (
+    ReversibleSplit as ReversibleSplit,
+    reversible_split as reversible_split,
+)
+from .data._data import (
+    Increments as Increments,
+    data_box as data_box,
+    increments as increments,
+    load_trajectories as load_trajectories,
+    split_held_out as split_held_out,
+    trajectory_segments as trajectory_segments,
+)
+from .data._data_diffusion import (
+    diffusion_from_covariance as diffusion_from_covariance,
+    jacobian_moments as jacobian_moments,
+    residual_diffusion as residual_diffusion,
+)
+from .data._from_data import (
+    DataFit as DataFit,
+    entropy_production as entropy_production,
+    fit_data as fit_data,
+    fitted_linear_drift as fitted_linear_drift,
+    learned_target as learned_target,
+    refit_readout as refit_readout,
+)
+from .data._subspace import (
+    PCA as PCA,
+    AffineMap as AffineMap,
+    SubspaceRecovery as SubspaceRecovery,
+    affine_map_from_embedding as affine_map_from_embedding,
+    fit_affine_map as fit_affine_map,
+    pca as pca,
+    recover_subspace as recover_subspace,
+    relative_trajectory_error as relative_trajectory_error,
+)
+from .fidelity._census import (
+    CLASSES as CLASSES,
+    Census as Census,
+    Orbits as Orbits,
+    attractor_census as attractor_census,
+    census_applies as census_applies,
+    orbit_census as orbit_census,
+)
+from .fidelity._fidelity import (
     FidelityReport as FidelityReport,
     fidelity_report as fidelity_report,
     increment_covariance as increment_covariance,
@@ -52,33 +95,7 @@ from ._fidelity import (
     moment_errors as moment_errors,
     sliced_wasserstein as sliced_wasserstein,
 )
-from ._fokker_planck import (
-    GridDensity as GridDensity,
-    stationary_density as stationary_density,
-    total_variation as total_variation,
-    whitened_box as whitened_box,
-)
-from ._from_data import (
-    DataFit as DataFit,
-    entropy_production as entropy_production,
-    fit_data as fit_data,
-    fitted_linear_drift as fitted_linear_drift,
-    learned_target as learned_target,
-    refit_readout as refit_readout,
-)
-from ._hodge import (
-    HodgeSplit as HodgeSplit,
-    furthest_point_sampling as furthest_point_sampling,
-    hodge_split as hodge_split,
-)
-from ._inputs import (
-    Schedule as Schedule,
-    cue as cue,
-    pulse as pulse,
-    pulses as pulses,
-)
-from ._integrate import SOLVERS as SOLVERS
-from ._io import (
+from .io._io import (
     CorruptFileError as CorruptFileError,
     atomic_write_bytes as atomic_write_bytes,
     atomic_write_json as atomic_write_json,
@@ -89,33 +106,7 @@ from ._io import (
     model_from_weights as model_from_weights,
     save_model as save_model,
 )
-from ._irreversibility import (
-    Estimate as Estimate,
-    OUIrreversibility as OUIrreversibility,
-    diffusion_matrix as diffusion_matrix,
-    epr_from_samples as epr_from_samples,
-    epr_from_trajectories as epr_from_trajectories,
-    mean_with_interval as mean_with_interval,
-    ou_entropy_production as ou_entropy_production,
-    potential_entropy_production as potential_entropy_production,
-)
-from ._losses import (
-    diffusion_error as diffusion_error,
-    diffusion_loss as diffusion_loss,
-    drift_error as drift_error,
-    drift_loss as drift_loss,
-)
-from ._matching import (
-    FitResult as FitResult,
-    TrainConfig as TrainConfig,
-    TrainState as TrainState,
-    fit as fit,
-    fit_noise_readout as fit_noise_readout,
-    fit_seeds as fit_seeds,
-    init_train_state as init_train_state,
-    run_training as run_training,
-)
-from ._memory import (
+from .memory._memory import (
     Curve as Curve,
     Cycling as Cycling,
     boltzmann_occupancy as boltzmann_occupancy,
@@ -127,51 +118,7 @@ from ._memory import (
     sample_epr as sample_epr,
     switching as switching,
 )
-from ._network import (
-    LowRankRNN as LowRankRNN,
-    init_network as init_network,
-    off_subspace_residual as off_subspace_residual,
-    private_noise_drift_bias as private_noise_drift_bias,
-)
-from ._remedy import refine_attractors as refine_attractors
-from ._reversible import (
-    ReversibleSplit as ReversibleSplit,
-    reversible_split as reversible_split,
-)
-from ._sampling import (
-    SAMPLERS as SAMPLERS,
-    attractor_points as attractor_points,
-    sample_box as sample_box,
-)
-from ._simulate import (
-    Moments as Moments,
-    Run as Run,
-    SimulationDiverged as SimulationDiverged,
-    simulate_network as simulate_network,
-    simulate_target as simulate_target,
-    stationary_moments as stationary_moments,
-)
-from ._subspace import (
-    PCA as PCA,
-    AffineMap as AffineMap,
-    SubspaceRecovery as SubspaceRecovery,
-    affine_map_from_embedding as affine_map_from_embedding,
-    fit_affine_map as fit_affine_map,
-    pca as pca,
-    recover_subspace as recover_subspace,
-    relative_trajectory_error as relative_trajectory_error,
-)
-from ._systems import (
-    SYSTEMS as SYSTEMS,
-    make_target as make_target,
-    ou_stationary_covariance as ou_stationary_covariance,
-    system_defaults as system_defaults,
-)
-from ._targets import (
-    Target as Target,
-    from_callables as from_callables,
-)
-from ._wells import (
+from .memory._wells import (
     WELLS_FAMILY as WELLS_FAMILY,
     Hops as Hops,
     count_hops as count_hops,
@@ -182,6 +129,59 @@ from ._wells import (
     well_occupancy as well_occupancy,
     wilson_interval as wilson_interval,
 )
+from .network._network import (
+    LowRankRNN as LowRankRNN,
+    init_network as init_network,
+    off_subspace_residual as off_subspace_residual,
+    private_noise_drift_bias as private_noise_drift_bias,
+)
+from .simulation._inputs import (
+    Schedule as Schedule,
+    cue as cue,
+    pulse as pulse,
+    pulses as pulses,
+)
+from .simulation._integrate import SOLVERS as SOLVERS
+from .simulation._sampling import (
+    SAMPLERS as SAMPLERS,
+    attractor_points as attractor_points,
+    sample_box as sample_box,
+)
+from .simulation._simulate import (
+    Moments as Moments,
+    Run as Run,
+    SimulationDiverged as SimulationDiverged,
+    simulate_network as simulate_network,
+    simulate_target as simulate_target,
+    stationary_moments as stationary_moments,
+)
+from .targets._systems import (
+    SYSTEMS as SYSTEMS,
+    make_target as make_target,
+    ou_stationary_covariance as ou_stationary_covariance,
+    system_defaults as system_defaults,
+)
+from .targets._targets import (
+    Target as Target,
+    from_callables as from_callables,
+)
+from .training._losses import (
+    diffusion_error as diffusion_error,
+    diffusion_loss as diffusion_loss,
+    drift_error as drift_error,
+    drift_loss as drift_loss,
+)
+from .training._matching import (
+    FitResult as FitResult,
+    TrainConfig as TrainConfig,
+    TrainState as TrainState,
+    fit as fit,
+    fit_noise_readout as fit_noise_readout,
+    fit_seeds as fit_seeds,
+    init_train_state as init_train_state,
+    run_training as run_training,
+)
+from .training._remedy import refine_attractors as refine_attractors
 
 # Figures and run folders load on first use: `import ddm_jax` is the JAX library alone (no
 # matplotlib, no file layer), which keeps it about a second faster to import.
@@ -197,7 +197,7 @@ _LAZY = {
             "plot_trajectories",
             "save_figure",
         ),
-        "._plotting",
+        ".plotting._plotting",
     ),
     **dict.fromkeys(
         (
@@ -206,16 +206,16 @@ _LAZY = {
             "plot_explained_variance",
             "plot_recovered",
         ),
-        "._plotting_analysis",
+        ".plotting._plotting_analysis",
     ),
-    **dict.fromkeys(("plot_census",), "._plotting_census"),
+    **dict.fromkeys(("plot_census",), ".plotting._plotting_census"),
     **dict.fromkeys(
         (
             "plot_curves",
             "plot_cycling",
             "plot_occupancy",
         ),
-        "._plotting_memory",
+        ".plotting._plotting_memory",
     ),
     **dict.fromkeys(
         (
@@ -239,7 +239,7 @@ _LAZY = {
             "train_data_run",
             "train_run",
         ),
-        "._runs",
+        ".runs",
     ),
 }
 
@@ -257,7 +257,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ._plotting import (
+    from .plotting._plotting import (
         coordinate_names as coordinate_names,
         plot_drift_field as plot_drift_field,
         plot_losses as plot_losses,
@@ -267,21 +267,21 @@ if TYPE_CHECKING:
         plot_trajectories as plot_trajectories,
         save_figure as save_figure,
     )
-    from ._plotting_analysis import (
+    from .plotting._plotting_analysis import (
         plot_energy_fields as plot_energy_fields,
         plot_epr_bars as plot_epr_bars,
         plot_explained_variance as plot_explained_variance,
         plot_recovered as plot_recovered,
     )
-    from ._plotting_census import (
+    from .plotting._plotting_census import (
         plot_census as plot_census,
     )
-    from ._plotting_memory import (
+    from .plotting._plotting_memory import (
         plot_curves as plot_curves,
         plot_cycling as plot_cycling,
         plot_occupancy as plot_occupancy,
     )
-    from ._runs import (
+    from .runs import (
         MEMORY_FIGURES as MEMORY_FIGURES,
         DataReport as DataReport,
         RunError as RunError,

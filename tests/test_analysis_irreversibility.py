@@ -179,7 +179,7 @@ def test_grid_density_and_split_on_ou(ou_network):
     # measured 0.40% (60 cells), 0.17% (100 cells); a factor 2 in D would give 100%
     assert relative_error(split.f_rev, z, -z @ np.linalg.solve(S, Dn)) < 0.01
     assert relative_error(split.f_irr, z, -z @ np.linalg.solve(S, Q.T)) < 0.01
-    assert split.ridge in ddm._reversible.GRID_RIDGES
+    assert split.ridge in ddm.analysis._reversible.GRID_RIDGES
     # E_p[f_irr . grad log p] = 0: measured against its scale E_p[f_rev . grad log p]
     dot = jax.vmap(lambda x: split.f_irr(x) @ split.score(x))(jnp.asarray(z, jnp.float32))
     scale = jax.vmap(lambda x: split.f_rev(x) @ split.score(x))(jnp.asarray(z, jnp.float32))
@@ -194,7 +194,7 @@ def test_score_matching_ridge_is_chosen_by_held_out_objective(ou_network):
         r: relative_error(
             ddm.reversible_split(model, z, method="score_matching", ridge=r).f_rev, z, f_rev
         )
-        for r in ddm._reversible.SM_RIDGES
+        for r in ddm.analysis._reversible.SM_RIDGES
     }
     chosen = ddm.reversible_split(model, z, method="score_matching")
     # 20,000 samples for 32 x 2 coefficients: the fit's sampling noise spans 2.7% (ridge 1e-3)

@@ -27,7 +27,7 @@ SMALL = ["--trajectories", "4", "--time", "2", "--burn-in", "1", "--dt", "0.002"
 def cli(*args, cwd=None):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     return subprocess.run(
-        [sys.executable, "-m", "ddm_jax._cli", *map(str, args)],
+        [sys.executable, "-m", "ddm_jax.cli", *map(str, args)],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
     )  # fmt: skip
 

@@ -21,7 +21,7 @@ from test_plotting import assert_not_blank
 from typer.testing import CliRunner
 
 import ddm_jax as ddm
-from ddm_jax._cli import app
+from ddm_jax.cli import app
 
 TINY = ["--neurons", "16", "--steps", "200", "--batch", "64", "--chunk", "50"]
 TINY_CONFIG = ddm.TrainConfig(steps=200, batch=64, chunk=50)
@@ -32,7 +32,7 @@ EVAL += ["--null-pairs", "2"]
 def cli(*args, cwd=None, timeout=180) -> subprocess.CompletedProcess:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     return subprocess.run(
-        [sys.executable, "-m", "ddm_jax._cli", *map(str, args)],
+        [sys.executable, "-m", "ddm_jax.cli", *map(str, args)],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
     )  # fmt: skip
 
@@ -102,7 +102,7 @@ def test_sigterm_then_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
     args += ["--chunk", "100", "--checkpoint-every", "0", "--out", str(out)]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ddm_jax._cli", *args], stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-m", "ddm_jax.cli", *args], stderr=subprocess.PIPE, text=True, env=env
     )
     lines = []
     for line in proc.stderr:

@@ -12,7 +12,7 @@ import pytest
 import scipy.linalg
 
 import ddm_jax as ddm
-from ddm_jax import _data_diffusion as fd
+from ddm_jax.data import _data_diffusion as fd
 
 B = np.array([[1.0, 2.0], [-0.5, 1.0]])  # non-normal, eigenvalues 1 +- i
 G = np.array([[0.5, 0.0], [0.2, 0.4]])

@@ -70,7 +70,7 @@ def test_dt_only_with_a_data_file(tmp_path):
 
 def test_cli_train_on_a_data_file(data_file, tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    base = [sys.executable, "-m", "ddm_jax._cli", "train", str(data_file)]
+    base = [sys.executable, "-m", "ddm_jax.cli", "train", str(data_file)]
     bad = subprocess.run([*base, "--out", str(tmp_path / "bad")], capture_output=True,
                          text=True, env=env, timeout=180)  # fmt: skip
     assert bad.returncode == 1

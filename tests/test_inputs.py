@@ -141,7 +141,7 @@ def test_moments_with_input(key):
 
 
 def test_schedule_does_not_recompile(key):
-    cached = getattr(ddm._simulate.target_ensemble, "_cached", None)
+    cached = getattr(ddm.simulation._simulate.target_ensemble, "_cached", None)
     if cached is None or not hasattr(cached, "_cache_size"):
         pytest.skip("the jit cache of target_ensemble is not inspectable in this JAX/equinox")
     target = ddm.make_target("wells")

@@ -21,7 +21,7 @@ def _snapshot(folder):
 
 def _cli(*args):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([sys.executable, "-m", "ddm_jax._cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "ddm_jax.cli", *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
 
 

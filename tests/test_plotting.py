@@ -96,7 +96,7 @@ def test_importing_the_package_leaves_matplotlib_alone():
     """`import ddm_jax` is the JAX library: figures and run folders load on first use."""
     code = (
         "import sys, ddm_jax\n"
-        "print(sorted(m for m in ('matplotlib', 'ddm_jax._runs', 'ddm_jax._plotting') "
+        "print(sorted(m for m in ('matplotlib', 'ddm_jax.runs', 'ddm_jax.plotting') "
         "if m in sys.modules))\n"
         "print('evaluate_run' in dir(ddm_jax), callable(ddm_jax.plot_census))\n"
         "print('matplotlib.pyplot' in sys.modules, 'matplotlib' in sys.modules)\n"

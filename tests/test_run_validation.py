@@ -39,7 +39,7 @@ def finished(tmp_path_factory):
 def test_cli_typo_in_neurons_leaves_no_folder_and_the_fix_succeeds(tmp_path):
     """The scenario of a new user: a typo, then the corrected command, no --overwrite."""
     out = tmp_path / "a"
-    cli = [sys.executable, "-m", "ddm_jax._cli", "train", "vdp", "--out", str(out)]
+    cli = [sys.executable, "-m", "ddm_jax.cli", "train", "vdp", "--out", str(out)]
     small = ["--steps", "20", "--batch", "64", "--chunk", "20", "--sampler", "box"]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     bad = subprocess.run([*cli, "--neurons", "-3", *small], capture_output=True, text=True,

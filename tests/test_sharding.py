@@ -10,7 +10,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from ddm_jax._integrate import shard_batch
+from ddm_jax.simulation._integrate import shard_batch
 
 # Runs in a fresh process, since the device count is fixed when JAX starts.
 SCRIPT = """

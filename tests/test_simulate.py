@@ -13,7 +13,7 @@ import pytest
 from helpers import cov_standard_error, multiplicative_ou
 
 import ddm_jax as ddm
-from ddm_jax import _integrate, _network_sde, _simulate
+from ddm_jax.simulation import _integrate, _network_sde, _simulate
 
 # the engine alone, compiled on its own: the reference for the library's one-call ensembles
 _ensemble = eqx.filter_jit(_integrate.ensemble)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ddm_jax as ddm
-from ddm_jax import _integrate, _network_sde, _tuning
+from ddm_jax.simulation import _integrate, _network_sde, _tuning
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_the_probe_times_the_same_update_as_the_ensemble(key):
 
 COMPILATION_CACHE = """
 import os, jax, jax.numpy as jnp
-from ddm_jax._cli._common import use_compilation_cache
+from ddm_jax.cli._common import use_compilation_cache
 def where(**env):
     for name in ("DDM_JAX_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR"):
         os.environ.pop(name, None)

@@ -1,7 +1,0 @@
-"""``python -m ddm_jax._cli``: the ``ddm-jax`` command line."""
-
-import sys
-
-from . import main
-
-sys.exit(main())

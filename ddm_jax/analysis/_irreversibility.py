@@ -1,0 +1,231 @@
+"""Time-irreversibility: entropy production rate (EPR) and the reversible/irreversible split.
+
+For ``dz = f dt + sqrt(2D) dB`` (Ito, ``D = G G^T / 2`` constant) with stationary density p,
+``f = f_rev + f_irr``, ``f_rev = D grad log p``, ``f_irr = J / p`` and
+``Phi = int f_irr^T D^-1 f_irr p dz`` (per unit time, in units of k_B). Exact forms: OU
+(`ou_entropy_production`) and ``f = -(D + Q) grad U`` with quadratic U
+(`potential_entropy_production`). Two estimators need only the drift and D:
+`epr_from_samples` (``E_p[f^T D^-1 f + div f]``) and `epr_from_trajectories` (Stratonovich
+``(1/T) int f^T D^-1 o dz``), each with an interval from independent trajectories.
+The network's split ``W_s = W_rev + W_irr`` is in `_reversible.py`.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ..network._network import LowRankRNN
+from ..targets._systems import ou_stationary_covariance
+from ..targets._targets import Target
+
+Z95 = 1.959964  # two-sided 95% normal quantile
+
+
+# ---------------------------------------------------------------- the diffusion matrix
+
+
+def diffusion_matrix(system: Target | LowRankRNN) -> Float[Array, "k k"]:
+    """The constant ``D = G G^T / 2`` of a target, or of a network in target coordinates.
+
+    For a network ``G = S Ghat / tau`` (`LowRankRNN.latent_noise_target`).
+
+    Raises:
+        ValueError: for state-dependent noise or private neuron noise, where D is not a
+            constant matrix in the latent coordinates and the constant-D estimators do not apply.
+    """
+    if isinstance(system, LowRankRNN):
+        if system.noise_readout is not None:
+            raise ValueError(
+                "Expected a network with additive (constant) noise for the constant-D "
+                "entropy production estimators; got a state-dependent noise read-out."
+            )
+        if float(system.private_noise) > 0:
+            raise ValueError(
+                "Expected a network without private neuron noise for the constant-D "
+                f"estimators; got private_noise={float(system.private_noise)}."
+            )
+        G = system.scale[:, None] * system.noise_const / system.tau
+    elif isinstance(system, Target):
+        if not system.additive:
+            raise ValueError(
+                "Expected a target with additive (constant) noise for the constant-D entropy "
+                f"production estimators; got state-dependent noise in target {system.name!r}."
+            )
+        G = system.g(system.centre)
+    else:
+        raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
+    return G @ G.T / 2
+
+
+def _check_D(D, k: int) -> Float[Array, "k k"]:
+    D = jnp.asarray(D)
+    if D.shape != (k, k):
+        raise ValueError(f"Expected a ({k}, {k}) diffusion matrix D; got shape {D.shape}.")
+    if not bool(jnp.all(jnp.linalg.eigvalsh((D + D.T) / 2) > 0)):
+        raise ValueError(
+            "Expected a symmetric positive-definite D (the estimators divide by it); got "
+            f"eigenvalues {np.linalg.eigvalsh(np.asarray((D + D.T) / 2))}."
+        )
+    return (D + D.T) / 2
+
+
+# ---------------------------------------------------------------- exact answers
+
+
+class OUIrreversibility(NamedTuple):
+    """Exact stationary quantities of ``dz = -B z dt + sqrt(2D) dB``.
+
+    Attributes:
+        cov: S, solving ``B S + S B^T = 2D``.
+        Q: ``B S - D`` (antisymmetric): ``f_irr = -Q S^-1 z``, ``f_rev = -D S^-1 z``.
+        epr: ``Phi = -tr(D^-1 B Q) = tr(S^-1 Q^T D^-1 Q)``.
+    """
+
+    cov: Float[Array, "k k"]
+    Q: Float[Array, "k k"]
+    epr: Float[Array, ""]
+
+
+def ou_entropy_production(B: Float[Array, "k k"], D: Float[Array, "k k"]) -> OUIrreversibility:
+    """Exact EPR of the OU process ``dz = -B z dt + sqrt(2D) dB`` (B stable, D > 0)."""
+    B = jnp.asarray(B)
+    D = _check_D(D, B.shape[0])
+    S = ou_stationary_covariance(B, D)
+    Q = B @ S - D
+    return OUIrreversibility(S, Q, -jnp.trace(jnp.linalg.solve(D, B @ Q)))
+
+
+def potential_entropy_production(
+    D: Float[Array, "k k"], Q: Float[Array, "k k"], A: Float[Array, "k k"]
+) -> Float[Array, ""]:
+    """Exact EPR of ``f = -(D + Q) grad U`` with ``U = z^T A z / 2`` (A > 0, Q^T = -Q).
+
+    The stationary density is ``exp(-U)``, ``f_rev = -D grad U``, ``f_irr = -Q grad U``, so
+    ``Phi = E[(A z)^T Q^T D^-1 Q (A z)] = tr(A Q^T D^-1 Q)``, which is the OU value for
+    ``B = (D + Q) A`` (then ``S = A^-1`` and ``B S - D = Q``). Zero for ``Q = 0``.
+    """
+    D = _check_D(D, jnp.shape(A)[0])
+    Q, A = jnp.asarray(Q), jnp.asarray(A)
+    if not bool(jnp.allclose(Q, -Q.T)):
+        raise ValueError("Expected an antisymmetric Q (Q^T = -Q); got a matrix that is not.")
+    return jnp.trace(A @ Q.T @ jnp.linalg.solve(D, Q))
+
+
+# ---------------------------------------------------------------- estimators
+
+
+class Estimate(NamedTuple):
+    """An estimate with a 95% interval from independent groups (trajectories).
+
+    Attributes:
+        value: mean of the per-group estimates.
+        stderr: their standard deviation over ``sqrt(groups)``.
+        low: ``value - 1.96 stderr``.
+        high: ``value + 1.96 stderr``.
+        groups: the per-group estimates ``(B,)``.
+    """
+
+    value: float
+    stderr: float
+    low: float
+    high: float
+    groups: np.ndarray
+
+    def covers(self, x: float) -> bool:
+        """Whether ``x`` lies in the 95% interval."""
+        return self.low <= x <= self.high
+
+
+def _estimate(groups) -> Estimate:
+    groups = np.asarray(groups, dtype=np.float64)
+    if groups.ndim != 1 or groups.size < 2:
+        raise ValueError(
+            f"Expected at least 2 independent trajectories for an interval; got {groups.size}."
+        )
+    value = float(groups.mean())
+    stderr = float(groups.std(ddof=1) / np.sqrt(groups.size))
+    return Estimate(value, stderr, value - Z95 * stderr, value + Z95 * stderr, groups)
+
+
+def _grouped(zs, k: int, name: str) -> Float[Array, "B T k"]:
+    zs = jnp.asarray(zs)
+    if zs.ndim != 3 or zs.shape[-1] != k:
+        raise ValueError(f"Expected {name} of shape (trajectories, times, {k}); got {zs.shape}.")
+    return zs
+
+
+TRAJECTORY_BATCH = 8  # trajectories evaluated at once: bounds memory by 8 x T x n activations
+
+
+def _per_trajectory(fn, zs):
+    """``fn`` of every trajectory of ``zs``, `TRAJECTORY_BATCH` at a time (one compiled call)."""
+    return jax.jit(lambda zs: jax.lax.map(fn, zs, batch_size=TRAJECTORY_BATCH))(zs)
+
+
+def epr_from_samples(f, D: Float[Array, "k k"], samples: Float[Array, "B T k"]) -> Estimate:
+    """``Phi = E_p[f^T D^-1 f + div f]`` over stationary samples, constant D.
+
+    Valid because ``f^T D^-1 f + div f`` integrates against p to ``E_p[f^T D^-1 f_irr]`` (by
+    parts) and ``E_p[f_rev^T D^-1 f_irr] = int J . grad log p = 0`` since ``div J = 0``.
+    ``div f`` is the trace of the autodiff Jacobian (cheap for k <= 3).
+
+    Args:
+        f: the drift ``f(z) -> (k,)``, a pure JAX function.
+        D: ``(k, k)`` diffusion matrix ``G G^T / 2``.
+        samples: ``(B, T, k)`` stationary states of B independent trajectories (burn-in
+            discarded); the interval comes from the spread of the B per-trajectory means.
+    """
+    D = _check_D(D, jnp.shape(D)[0])
+    samples = _grouped(samples, D.shape[0], "samples")
+    Dinv = jnp.linalg.inv(D)
+
+    def one(z):
+        fz, jac = f(z), jax.jacfwd(f)(z)
+        return fz @ Dinv @ fz + jnp.trace(jac)
+
+    per_traj = _per_trajectory(lambda zs: jnp.mean(jax.vmap(one)(zs)), samples)
+    return _estimate(per_traj)
+
+
+def epr_from_trajectories(
+    f, D: Float[Array, "k k"], zs: Float[Array, "B T k"], dt: float
+) -> Estimate:
+    """``Phi = (1/T) int f(z)^T D^-1 o dz`` along trajectories (Stratonovich), constant D.
+
+    Each step uses f at its midpoint, ``f((z_t + z_{t+dt}) / 2)^T D^-1 (z_{t+dt} - z_t)``; the
+    discretisation error vanishes as ``dt -> 0``, so save states often (``dt`` of the order
+    of the simulation step). It is the log-ratio of forward and time-reversed path
+    probabilities per unit time.
+
+    Args:
+        f: the drift ``f(z) -> (k,)``.
+        D: ``(k, k)`` diffusion matrix ``G G^T / 2``.
+        zs: ``(B, T, k)`` stationary trajectories saved every ``dt``.
+        dt: time between saved states.
+    """
+    D = _check_D(D, jnp.shape(D)[0])
+    zs = _grouped(zs, D.shape[0], "trajectories")
+    if zs.shape[1] < 2 or not dt > 0:
+        raise ValueError(
+            f"Expected at least 2 saved states per trajectory and dt > 0; got {zs.shape[1]} "
+            f"and dt={dt}."
+        )
+    Dinv = jnp.linalg.inv(D)
+
+    def one(path):
+        mid, dz = (path[1:] + path[:-1]) / 2, path[1:] - path[:-1]
+        work = jnp.einsum("ti,ij,tj->t", jax.vmap(f)(mid), Dinv, dz)
+        return jnp.sum(work) / (dt * (path.shape[0] - 1))
+
+    return _estimate(_per_trajectory(one, zs))
+
+
+def mean_with_interval(values: Float[Array, "B T"]) -> Estimate:
+    """``E[values]`` with a 95% interval from the B independent rows (trajectories)."""
+    values = jnp.asarray(values)
+    if values.ndim != 2:
+        raise ValueError(f"Expected values of shape (trajectories, times); got {values.shape}.")
+    return _estimate(jnp.mean(values, axis=1))

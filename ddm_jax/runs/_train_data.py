@@ -1,0 +1,174 @@
+"""``ddm-jax train data.npz --dt 0.01``: a run folder embedding recorded trajectories.
+
+`train_data_run` learns drift and diffusion from the trajectories in a ``.npz``/``.npy`` file
+(`fit_data`) and writes a normal run folder. The file is copied into the run (``data.npz`` or
+``data.npy``); the last ``held_out`` fraction of every trajectory is kept out of the fit, for
+`evaluate_run` to compare the network with. Everything (file, dt, settings, the number of
+increments for the network size, the folder) is checked before anything is written. Such a
+run is not resumable: training is one pass of a few seconds to minutes.
+"""
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from ..data._data import load_trajectories, split_held_out, trajectory_segments
+from ..data._from_data import check_data, fit_data, learned_target
+from ..io._io import CorruptFileError, atomic_write_json, save_model
+from ..training._matching import TrainConfig
+from ._folder import RUN_FORMAT, RunError, check_finite, clear, environment, now, read_config
+from ._loading import TrainedRun
+from ._progress import TrainProgress
+from ._settings import TRAIN_FIELDS
+from ._train import _check_folder, _write_losses
+
+HELD_OUT = 0.2
+
+
+def is_data_file(system: str) -> bool:
+    """Whether ``system`` names a trajectory file rather than a target."""
+    return str(system).endswith((".npz", ".npy"))
+
+
+def data_segments(path: Path, dt: float, held_out: float):
+    """The fitting and held-out segments of a run's data file."""
+    data, _ = load_trajectories(path)
+    return split_held_out(trajectory_segments(data, dt), held_out)
+
+
+def _settings(file: Path, dt, neurons, seed, tau, explicit_train) -> dict:
+    loaded, file_dt = load_trajectories(file)
+    if dt is None and file_dt is None:
+        raise ValueError(
+            f"Expected the sampling interval: pass --dt (or store a scalar 'dt' in {file.name})."
+        )
+    dt = file_dt if dt is None else dt
+    check_finite("dt", dt)
+    for name, value in {"tau": tau, "seed": seed}.items():
+        if value is not None:
+            check_finite(name, value)
+    config = TrainConfig(**{k: v for k, v in explicit_train.items() if v is not None})
+    neurons = 64 if neurons is None else neurons
+    fit_part, held = split_held_out(trajectory_segments(loaded, dt), HELD_OUT)
+    if not fit_part or not held:
+        raise ValueError(
+            "Expected trajectories long enough to hold out their last "
+            f"{HELD_OUT:.0%} for evaluation (at least 10 samples each)."
+        )
+    check_data(fit_part, dt, neurons, correct=True)
+    return {
+        "target": {
+            "kind": "data", "file": file.name, "dt": float(dt), "held_out": HELD_OUT,
+            "correct": True, "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+            "params": {},
+        },
+        "neurons": neurons, "seed": 0 if seed is None else seed,
+        "tau": 1.0 if tau is None else float(tau), "private_noise": 0.0,
+        "train": config.to_dict(),
+    }  # fmt: skip
+
+
+def train_data_run(
+    file: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    dt: float | None = None,
+    neurons: int | None = None,
+    seed: int | None = None,
+    tau: float | None = None,
+    overwrite: bool = False,
+    progress=None,
+    **train_settings,
+) -> TrainedRun:
+    """Learn the SDE of the trajectories in ``file`` and embed it; write a run folder.
+
+    Args:
+        file: a ``.npz``/``.npy`` trajectory file (see `load_trajectories`).
+        out: the run folder (default ``runs/<file stem>-<neurons>``).
+        dt: sampling interval (default: the file's scalar ``dt``).
+        neurons: network size (default 64).
+        seed: PRNG seed (default 0).
+        tau: neuron time constant (default 1).
+        overwrite: replace a run in ``out``.
+        progress: called with a `TrainProgress` after every chunk of steps.
+        **train_settings: fields of `TrainConfig` (``steps``, ``batch``, ``lr``, ...).
+
+    Raises:
+        RunError: when ``out`` holds something else.
+        ValueError: for a bad file, dt or settings, or too few increments for the network.
+    """
+    unknown = sorted(set(train_settings) - set(TRAIN_FIELDS))
+    if unknown:
+        raise ValueError(f"Expected training settings among {list(TRAIN_FIELDS)}; got {unknown}.")
+    file = Path(file)
+    settings = _settings(file, dt, neurons, seed, tau, train_settings)
+    n = settings["neurons"]
+    path = Path(f"runs/{file.stem}-{n}" if out is None else out)
+    _check_folder(path, settings, overwrite=overwrite)
+    if overwrite:
+        clear(path)
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(file, path / f"data{file.suffix}")
+    spec = settings["target"]
+    fit_part, _ = data_segments(path / f"data{file.suffix}", spec["dt"], spec["held_out"])
+    config = TrainConfig(**settings["train"])
+    started = time.monotonic()
+
+    def on_chunk(state, losses):
+        if progress is not None:
+            progress(TrainProgress(
+                "drift", int(state.step), config.steps, float(np.mean(losses)), float("nan"),
+                False, time.monotonic() - started,
+            ))  # fmt: skip
+
+    result = fit_data(
+        fit_part, spec["dt"], n, key=jr.key(settings["seed"]), config=config,
+        correct=spec["correct"], tau=settings["tau"], name=file.stem, on_chunk=on_chunk,
+    )  # fmt: skip
+    model = result.model
+    atomic_write_json(path / "config.json", {
+        "format": RUN_FORMAT, "system": str(file), "settings": settings,
+        "target": {
+            "name": file.stem, "dim": model.k, "noise_dim": model.m, "additive_noise": True,
+            "paper_neurons": None, "box_low": (model.centre - model.scale).tolist(),
+            "box_high": (model.centre + model.scale).tolist(), "z0": result.target.z0.tolist(),
+            "source": str(file.resolve()),
+        },
+        "environment": environment(), "created": now(),
+    })  # fmt: skip
+    _write_losses(path, result.losses, np.zeros(0, np.float32))
+    summary = {
+        "steps": int(result.losses.size), "noise_steps": 0,
+        "train_seconds": round(time.monotonic() - started, 3),
+        "final_loss": float(np.mean(result.losses[-100:])),
+        "drift_error_monitor": None, "diffusion_error_monitor": None,
+        "D": np.asarray(result.D).tolist(), "finished": now(),
+    }  # fmt: skip
+    atomic_write_json(path / "training.json", summary)
+    save_model(path / "model.eqx", model)
+    return TrainedRun(path, read_config(path), result.target, model, result.losses, None,
+                      summary)  # fmt: skip
+
+
+def data_target(config: dict, model):
+    """The learned target of a data run, rebuilt from its network."""
+    z0 = config["target"].get("z0")
+    z0 = None if z0 is None else jnp.asarray(z0)
+    return learned_target(model, z0=z0, name=config["target"]["name"])
+
+
+def check_data_copy(path: Path, config: dict) -> Path:
+    """The run's copy of its data file, checked against the hash in ``config.json``."""
+    spec = config["settings"]["target"]
+    copy = path / f"data{Path(spec['file']).suffix}"
+    if not copy.is_file():
+        raise RunError(f"{path}: the run's data copy {copy.name} is missing.")
+    if hashlib.sha256(copy.read_bytes()).hexdigest() != spec["sha256"]:
+        raise CorruptFileError(f"{copy}: its contents differ from the data the run was trained on.")
+    return copy

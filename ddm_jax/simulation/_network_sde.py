@@ -1,0 +1,257 @@
+"""The full n-neuron network as a fixed-step SDE, and its ensemble as one compiled call.
+
+`network_ensemble` is what `simulate_network` and `stationary_moments` run: the embedded
+initial states, the keys, the ensemble and the checks of its output in a single compiled
+function. The fixed cost of a short simulation is Python and dispatch, not arithmetic: one
+call instead of several (and no pass over the neurons that the ensemble does not need) is what
+makes a call of 10 steps cost about what a hand-written kernel costs. The subspace (a QR and a
+pseudo-inverse of Gamma) is computed once per Gamma and kept (`model_subspace`): on a GPU
+those two factorisations cost more than a short simulation (0.44 ms of 0.83 on an H200).
+"""
+
+import functools
+import os
+import time
+import weakref
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Float
+
+from .._custom_types import Key
+from ..network._network import LowRankRNN
+from ._integrate import SDE, SOLVERS, constrain_batch, ensemble
+from ._tuning import choose
+
+
+class _NetworkParams(eqx.Module):
+    model: LowRankRNN
+    basis: Float[Array, "k n"]  # rows: an orthonormal basis of span(Gamma)
+    pinv: Float[Array, "k n"]  # Gamma^+
+    columns: Float[Array, "k n"] | None  # Gamma^T, to form Gamma c as k multiply-adds
+
+
+def _net_vf(p: _NetworkParams, x):
+    return x, p.model.W_s @ p.model.phi(x), p.model.latent_noise(x)
+
+
+def _net_prod(p: _NetworkParams, vf, control):
+    (x, rec, ghat), (dt, dw, *u) = vf, control
+    m = p.model
+    c = dt * rec + ghat @ dw["latent"]
+    if u:  # B_in u = Gamma S^-1 tau u, so the read-out moves by u dt
+        c = c + (dt * m.tau / m.scale) * u[0]
+    out = dt * (m.b - x)
+    if p.columns is None:
+        out = out + m.Gamma @ c
+    else:  # fused with the rest of the update, instead of a matrix product with k columns
+        for j in range(m.k):
+            out = out + c[j] * p.columns[j]
+    if "private" in dw:
+        out = out + m.private_noise * dw["private"]
+    return out / m.tau
+
+
+def _net_observe(p: _NetworkParams, x):
+    """Read-out, off-subspace distance and ``||x - b||^2``, in one pass over the neurons.
+
+    The projection is subtracted row by row (k multiply-adds): as a product
+    ``basis.T @ (basis @ d)`` an ensemble turns it into a matrix product of inner dimension
+    k, which a CPU runs far below memory speed (measured 27 ms against 4 ms for the whole
+    observation at n = 4096, B = 1024).
+    """
+    d = x - p.model.b
+    coef = jnp.concatenate([p.pinv, p.basis]) @ d
+    perp = d
+    for j in range(p.model.k):
+        perp = perp - coef[p.model.k + j] * p.basis[j]
+    return {
+        "z": p.model.centre + p.model.scale * coef[: p.model.k],
+        "perp": jnp.sqrt(perp @ perp),
+        "dist2": d @ d,
+    }
+
+
+def _net_observe_neurons(p: _NetworkParams, x):
+    return {**_net_observe(p, x), "x": x}
+
+
+UPDATE_FORMS = ("measure", "fused", "product")
+
+
+def fused_update(model: LowRankRNN, batch: int) -> bool:
+    """Whether to form ``Gamma c`` as k multiply-adds fused with the update (else a product).
+
+    The two forms are equal up to rounding; which is faster depends on the processor as much
+    as on n and the ensemble size per device ``batch``. Measured on a 2-core CPU (float32,
+    k = 3, time of the product over the fused form): 1.3-1.9x at B <= 4, 0.7-0.95x at
+    n B = 4,096 ... 16,384, 0.92x at n = 1024, B = 64 but 1.36x at n = 64, B = 1024, and
+    1.1-1.6x from n B = 262,144; on another 2-core CPU the product was 1.14x slower at
+    n = 64, B = 64, where it is 0.7x here. So ``DDM_JAX_UPDATE`` decides:
+    ``measure`` (the default) times both on this machine at the first ensemble of each shape
+    (about 0.3 s), keeps the product only when it is at least 10% faster, and remembers the
+    answer (`_tuning`); ``fused`` or ``product`` force one form. B = 1 is always fused.
+    """
+    form = os.environ.get("DDM_JAX_UPDATE", "measure")
+    if form not in UPDATE_FORMS:
+        raise ValueError(f"Expected DDM_JAX_UPDATE in {UPDATE_FORMS}; got {form!r}.")
+    if form != "measure":
+        return form == "fused"
+    if batch == 1:
+        return True
+    what = (
+        f"fused network update: n={model.n} k={model.k} m={model.m} B={batch} "
+        f"{model.W_s.dtype} {model.activation} readout={model.noise_readout is not None}"
+    )
+    return choose(what, lambda: _fused_is_faster(model, batch))
+
+
+@functools.partial(jax.jit, static_argnames="fused")
+def _update_steps(model: LowRankRNN, subspace, x0s, dws, fused: bool):
+    """Euler steps of the network's drift and latent noise alone, in one form of the update."""
+    p = _network_sde(model, subspace, False, fused, False).params
+
+    def one(x0, dws):
+        step = lambda x, dw: (x + _net_prod(p, _net_vf(p, x), (1e-3, {"latent": dw})), None)
+        return jax.lax.scan(step, x0, dws)[0]
+
+    return jax.vmap(one)(x0s, dws)
+
+
+def _fused_is_faster(model: LowRankRNN, batch: int, margin: float = 0.9) -> bool:
+    """Time both forms on ``batch`` trajectories (alternating, best of 5, a few ms each)."""
+    steps = int(np.clip(4e6 / (model.n * batch), 8, 512))
+    x0s = jnp.broadcast_to(model.b, (batch, model.n))
+    dws = jnp.full((batch, steps, model.m), 0.03, model.W_s.dtype)
+    subspace = model_subspace(model)
+    runs = {form: functools.partial(_update_steps, model, subspace, x0s, dws, fused=form)
+            for form in (True, False)}  # fmt: skip
+    for run in runs.values():
+        jax.block_until_ready(run())  # compiles
+    best = dict.fromkeys(runs, np.inf)
+    for _ in range(5):
+        for form, run in runs.items():
+            start = time.perf_counter()
+            jax.block_until_ready(run())
+            best[form] = min(best[form], time.perf_counter() - start)
+    return not best[False] < margin * best[True]
+
+
+@jax.jit
+def _subspace(gamma):
+    """Rows of an orthonormal basis of span(Gamma), Gamma^+ and Gamma^T."""
+    return jnp.linalg.qr(gamma)[0].T, jnp.linalg.pinv(gamma), gamma.T
+
+
+_SUBSPACES: dict[int, tuple[weakref.ref, tuple]] = {}
+
+
+def model_subspace(model: LowRankRNN) -> tuple[Array, Array, Array]:
+    """`_subspace` of ``model.Gamma``, computed once per Gamma array while it lives.
+
+    Arrays are immutable, so the array's identity is the key; a weak reference drops the entry
+    when the array goes (its id can be reused only after that). Anything else (a NumPy array,
+    a tracer) is computed afresh.
+    """
+    gamma = model.Gamma
+    if not isinstance(gamma, jax.Array) or isinstance(gamma, jax.core.Tracer):
+        return _subspace(gamma)
+    key = id(gamma)
+    entry = _SUBSPACES.get(key)
+    if entry is not None and entry[0]() is gamma:
+        return entry[1]
+    value = _subspace(gamma)
+    _SUBSPACES[key] = (weakref.ref(gamma, lambda _: _SUBSPACES.pop(key, None)), value)
+    return value
+
+
+def network_sde(model: LowRankRNN, *, keep_neurons: bool = False, batch: int = 1) -> SDE:
+    """The full n-neuron network as a fixed-step `SDE` problem, for an ensemble of ``batch``.
+
+    Each save stores the read-out ``z``, the off-subspace distance ``||(I - P)(x - b)||`` and
+    ``||x - b||^2`` (for the residual), plus ``x`` itself when ``keep_neurons``. Private
+    neuron noise adds an n-dimensional Brownian motion when ``model.private_noise > 0``. The
+    ensemble size picks the faster of two equal forms of the update (`fused_update`).
+    """
+    fused, private = fused_update(model, batch), float(model.private_noise) > 0
+    return _network_sde(model, model_subspace(model), keep_neurons, fused, private)
+
+
+def _network_sde(model: LowRankRNN, subspace, keep_neurons: bool, fused: bool, private: bool):
+    noise_shape = {"latent": (model.m,)}
+    if private:
+        noise_shape["private"] = (model.n,)
+    basis, pinv, columns = subspace
+    return SDE(
+        params=_NetworkParams(model, basis, pinv, columns if fused else None),
+        vf=_net_vf,
+        prod=_net_prod,
+        observe=_net_observe_neurons if keep_neurons else _net_observe,
+        noise_shape=noise_shape,
+    )
+
+
+class Plan(NamedTuple):
+    """Everything static about an ensemble: one compilation per distinct plan.
+
+    A target's ensemble (`_simulate.target_ensemble`) has no neurons: ``keep_neurons``,
+    ``private`` and ``fused`` are False there.
+    """
+
+    dt: float
+    num_saves: int
+    save_every: int
+    solver: str
+    method: str
+    keep_neurons: bool
+    shards: int  # devices the batch is split over
+    private: bool  # private neuron noise (an n-dimensional Brownian motion)
+    fused: bool  # the form of the update (`fused_update`)
+    input_fn: Callable | None = None  # a shared input u(t) given as a function
+    input_batched: bool = False  # the `Schedule` passed has one row per trajectory
+
+
+@functools.partial(jax.jit, static_argnames="plan")
+def network_ensemble(model: LowRankRNN, subspace, z0s, key: Key, schedule, stream, *, plan: Plan):
+    """Simulate an ensemble of the network from latent states ``z0s``, in one compiled call.
+
+    ``subspace`` is `model_subspace` of the model.
+
+    Trajectory i starts at ``embed(z0s[i])`` with key ``split(key, B)[i]``; its first
+    observation is ``z0s[i]`` itself with zero off-subspace distance (the embedding is on the
+    subspace), so the start costs no pass over the neurons. ``schedule`` is a `Schedule`
+    input or None (a function input is ``plan.input_fn``). With ``stream`` (a traced save
+    index) the observations are folded into running moments (`_integrate`); without, the
+    stored observations come back with ``(finite, [RMS residual, largest residual])``.
+
+    The last neuron states come back as well, last. The callers drop them, but as an output
+    they get a buffer of their own, as a hand-written kernel's state does. Left in the
+    call's scratch space, the state sat a multiple of 4 KiB from tanh's output. On an x86
+    CPU that stalls loads behind stores ("4K aliasing"), and the steps of a large ensemble
+    took 5-10% longer (measured at n = 1024, B = 64 and n = 256, B = 1024).
+    """
+    batch = z0s.shape[0]
+    sde = _network_sde(model, subspace, plan.keep_neurons, plan.fused, plan.private)
+    y0s, keys = jax.vmap(model.embed)(z0s), jr.split(key, batch)
+    zero = jnp.zeros(batch, y0s.dtype)
+    first = {"z": z0s.astype(y0s.dtype), "perp": zero, "dist2": zero}
+    if plan.keep_neurons:
+        first["x"] = y0s
+    y0s, keys, first = constrain_batch((y0s, keys, first), plan.shards)
+    if plan.input_batched:
+        schedule = constrain_batch(schedule, plan.shards)
+    u = plan.input_fn if schedule is None else schedule
+    obs, last = ensemble(
+        sde, y0s, keys, plan.dt, plan.num_saves, plan.save_every, SOLVERS[plan.solver](),
+        plan.method, stream, u, plan.input_batched, first, final=True,
+    )  # fmt: skip
+    if stream is not None:
+        return obs, last
+    scale = jnp.sqrt(jnp.mean(obs["dist2"]))  # the zeros at the start drop out of the ratio
+    residuals = jnp.stack([jnp.sqrt(jnp.mean(obs["perp"] ** 2)), jnp.max(obs["perp"])]) / scale
+    return obs, jnp.all(jnp.isfinite(obs["z"])), residuals, last
