@@ -51,7 +51,7 @@ def write_results(name: str, data: dict, table: str, plot_fn) -> None:
     On an accelerator NAME becomes NAME-PLATFORM (see `result_name`).
     """
     name = result_name(name)
-    ddm.atomic_write_json(RESULTS / f"{name}.json", data)
+    ddm.io.atomic_write_json(RESULTS / f"{name}.json", data)
     header = ", ".join(f"{k} {data[k]}" for k in ("device", "jax", "diffrax", "dtype", "date"))
-    ddm.atomic_write_text(RESULTS / f"{name}.md", f"{header}\n\n{table}")
+    ddm.io.atomic_write_text(RESULTS / f"{name}.md", f"{header}\n\n{table}")
     plot_fn(RESULTS / f"{name}.png")

@@ -47,7 +47,7 @@ def spread(a):
 
 def stationary_starts(target, key, num=64, burn_in=10.0):
     k0, k1 = jr.split(key)
-    z0s = ddm.sample_box(k0, target, num)
+    z0s = ddm.simulation.sample_box(k0, target, num)
     return ddm.simulate_target(target, z0s, key=k1, t1=burn_in, dt=DT, save_dt=burn_in).zs[:, -1]
 
 
@@ -57,7 +57,7 @@ def as_dict(est):
 
 def epr_row(system, target, model, key) -> dict:
     k_start, k_sim, k_pca = jr.split(key, 3)
-    D = ddm.diffusion_matrix(target)
+    D = ddm.analysis.diffusion_matrix(target)
     z0s = stationary_starts(target, k_start, num=EPR_TRAJECTORIES[system])
     start = time.perf_counter()
     net = ddm.simulate_network(model, z0s, key=k_sim, t1=30.0, dt=DT).zs
@@ -66,8 +66,8 @@ def epr_row(system, target, model, key) -> dict:
     start = time.perf_counter()
     estimates = {}
     for who, f, zs in [("target", target.f, ref), ("network", model.target_drift, net)]:
-        estimates[who, "samples"] = ddm.epr_from_samples(f, D, zs[:, ::10])
-        estimates[who, "trajectories"] = ddm.epr_from_trajectories(f, D, zs, DT)
+        estimates[who, "samples"] = ddm.analysis.epr_from_samples(f, D, zs[:, ::10])
+        estimates[who, "trajectories"] = ddm.analysis.epr_from_trajectories(f, D, zs, DT)
         for how in ("samples", "trajectories"):
             row[f"{who}_{how}"] = as_dict(estimates[who, how])
     row["estimate_s"] = time.perf_counter() - start
@@ -82,16 +82,16 @@ def epr_row(system, target, model, key) -> dict:
         row[f"covered_{how}"] = bool(abs(n.value - t.value) <= half)
     few = ddm.simulate_network(model, z0s[:2], key=k_pca, t1=20.0, dt=DT, save_dt=0.01,
                                keep_neurons=True)  # fmt: skip
-    rec = ddm.recover_subspace(model, few.xs, few.zs)
+    rec = ddm.data.recover_subspace(model, few.xs, few.zs)
     ref2 = ddm.simulate_target(target, z0s[:2], key=same(k_pca), t1=20.0, dt=DT, save_dt=0.01).zs
     row |= {
         "explained": np.asarray(rec.explained[: model.k + 2]).tolist(),
         "gap": rec.gap,
         "recovery_error_readout": rec.error,
-        "recovery_error_target_1tu": ddm.relative_trajectory_error(
+        "recovery_error_target_1tu": ddm.data.relative_trajectory_error(
             rec.recovered[:, :101], ref2[:, :101]
         ),
-        "recovery_error_target_20tu": ddm.relative_trajectory_error(rec.recovered, ref2),
+        "recovery_error_target_20tu": ddm.data.relative_trajectory_error(rec.recovered, ref2),
     }
     return row
 
@@ -118,14 +118,14 @@ def split_row(system, target, model, key) -> dict:
     and run for a short time; the full network is run with the same design as its null.
     """
     k_start, k_net, k_net2, k_rev, k_tgt, k_many, k_full, k_sub = jr.split(key, 8)
-    D = ddm.diffusion_matrix(target)
+    D = ddm.analysis.diffusion_matrix(target)
     z0s = stationary_starts(target, k_start)
     grid = dict(t1=30.0, dt=DT, save_dt=0.01)
     net = ddm.simulate_network(model, z0s, key=k_net, **grid).zs
     net2 = ddm.simulate_network(model, z0s, key=k_net2, **grid).zs
     tgt = ddm.simulate_target(target, z0s, key=k_tgt, **grid).zs
     start = time.perf_counter()
-    split = ddm.reversible_split(model, net.reshape(-1, target.dim))
+    split = ddm.analysis.reversible_split(model, net.reshape(-1, target.dim))
     split_s = time.perf_counter() - start
     many = _subset(k_many, net.reshape(-1, target.dim), STARTS)
     short = dict(t1=SHORT_T, dt=DT, save_dt=0.1)
@@ -136,16 +136,16 @@ def split_row(system, target, model, key) -> dict:
                   for kk, x in zip(ks, (rev, net2, tgt, full), strict=True))  # fmt: skip
     dot = jax.vmap(jax.vmap(lambda z: split.f_irr(z) @ split.score(z)))(net2)
     scale = jax.vmap(jax.vmap(lambda z: split.f_rev(z) @ split.score(z)))(net2)
-    epr_full = ddm.epr_from_samples(model.target_drift, D, net2)
-    epr_rev = ddm.epr_from_samples(split.reversible.target_drift, D, rev)
+    epr_full = ddm.analysis.epr_from_samples(model.target_drift, D, net2)
+    epr_rev = ddm.analysis.epr_from_samples(split.reversible.target_drift, D, rev)
     frozen = jnp.repeat(many, SW_SIZE // STARTS, axis=0)
     # sample-free: the reversible sub-network's Fokker-Planck density against the network's
-    box = ddm.whitened_box(net.reshape(-1, target.dim), D)
-    p_net = ddm.stationary_density(model.target_drift, D, *box, num=400)
-    p_rev = ddm.stationary_density(split.f_rev, D, *box, num=400)
+    box = ddm.analysis.whitened_box(net.reshape(-1, target.dim), D)
+    p_net = ddm.analysis.stationary_density(model.target_drift, D, *box, num=400)
+    p_rev = ddm.analysis.stationary_density(split.f_rev, D, *box, num=400)
     rng = np.random.default_rng(0)
     g_net, g_rev = (jnp.asarray(_grid_sample(p, SW_SIZE, rng), jnp.float32) for p in (p_net, p_rev))
-    sw = lambda x, y: ddm.sliced_wasserstein(x, y) / spread(y)
+    sw = lambda x, y: ddm.fidelity.sliced_wasserstein(x, y) / spread(y)
     return {
         "method": "grid" if target.dim == 2 else "score_matching",
         "ridge": split.ridge,
@@ -162,9 +162,9 @@ def split_row(system, target, model, key) -> dict:
         "sw_frozen_starts": sw(frozen, b),
         "sw_64_long_runs_null": sw(_subset(ks[0], net.reshape(-1, target.dim), SW_SIZE), b),
         "grid_sw_reversible_vs_network": sw(g_rev, g_net),
-        "grid_tv_reversible_vs_network": ddm.total_variation(p_rev.p, p_net.p),
+        "grid_tv_reversible_vs_network": ddm.analysis.total_variation(p_rev.p, p_net.p),
         "grid_sw_network_vs_simulation": sw(g_net, b),
-        "f_irr_dot_score": as_dict(ddm.mean_with_interval(dot)),
+        "f_irr_dot_score": as_dict(ddm.analysis.mean_with_interval(dot)),
         "f_rev_dot_score": float(jnp.mean(scale)),
     }
 

@@ -3,7 +3,7 @@
 For dadras-1024 (seeds given), vdp-64 and lorenz-512 (seed 0), all with the default
 `ddm.TrainConfig` (20,000 steps, mixture sampler), on the default JAX device in float32: the
 attractor census (`ddm.attractor_census`, 32 starts, RK4 dt 0.02, 50 + 10 + 300 time units)
-of the network as trained, then `ddm.refine_attractors` with ``remedy_rounds`` rounds (the
+of the network as trained, then `ddm.training.refine_attractors` with ``remedy_rounds`` rounds (the
 same key and pool as ``ddm.fit(..., config=TrainConfig(remedy_rounds=...))``) and a census of
 its result from other starts. Reported per network: share of starts in another class than the
 target's, mean exponent over chaotic starts (network, target), orbit sliced Wasserstein over
@@ -52,7 +52,7 @@ def run(system: str, seed: int, rounds: int) -> dict:
     before = ddm.attractor_census(result.model, target, key=k_census)
     census_s = time.perf_counter() - start
     start = time.perf_counter()
-    model, losses, history = ddm.refine_attractors(
+    model, losses, history = ddm.training.refine_attractors(
         result.model, target, key=jr.fold_in(jr.key(seed), 1),  # as fit() with remedy_rounds
         config=replace(config, remedy_rounds=rounds), pool=result.pool,
     )  # fmt: skip

@@ -70,8 +70,8 @@ def main() -> None:
         if previous.exists() and "rows" in json.loads(previous.read_text()):
             print(f"{note} Kept the results measured earlier ({previous.name}).")
             return
-        ddm.atomic_write_json(previous, {**stamp(), "skipped": note})
-        ddm.atomic_write_text(RESULTS / "compare_torchsde.md", f"Skipped: {note}\n")
+        ddm.io.atomic_write_json(previous, {**stamp(), "skipped": note})
+        ddm.io.atomic_write_text(RESULTS / "compare_torchsde.md", f"Skipped: {note}\n")
         print(note)
         return
     jax.config.update("jax_default_device", jax.devices("cpu")[0])  # CPU on both sides

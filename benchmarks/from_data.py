@@ -10,7 +10,7 @@ without the Richardson bias correction, and StochasticForceInference (``SFI``, o
 Reported: relative L2 drift error on held-out attractor points and the relative Frobenius
 error of the constant D; for ddm-jax's corrected fit also the network simulated against the
 *true* target (`ddm.fidelity_report`: sliced Wasserstein, mean and covariance), the entropy
-production of the learned SDE (`ddm.entropy_production`) against the truth, and a case of
+production of the learned SDE (`ddm.data.entropy_production`) against the truth, and a case of
 state-dependent noise (``G = sigma diag(sqrt(1 + z^2))``). Default JAX device, float32.
 Writes results/from_data.{json,md,png}.
 
@@ -44,7 +44,9 @@ CASES = [
 def ou_exact(target, trajectories, time_units, dt, seed):
     B = np.asarray(target.args["B"], float)
     G = np.asarray(target.args["noise"], float)
-    S = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(G @ G.T / 2)), float)
+    S = np.asarray(
+        ddm.targets.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(G @ G.T / 2)), float
+    )
     A = scipy.linalg.expm(-B * dt)
     L = np.linalg.cholesky(S - A @ S @ A.T)
     rng = np.random.default_rng(seed)
@@ -108,7 +110,7 @@ def run_case(name, params, dt, time_units, n, sim_dt, degree, *, trajectories, c
         row[f"D_{tag}"] = rel_d(fit.D, d_true)
         row[f"seconds_{tag}"] = seconds
         if name == "ou":  # the learned drift matrix, by a least-squares linear fit
-            A = np.asarray(ddm.fitted_linear_drift(fit.target, jnp.asarray(held, jnp.float32)))
+            A = np.asarray(ddm.data.fitted_linear_drift(fit.target, jnp.asarray(held, jnp.float32)))
             B = np.asarray(target.args["B"], float)
             row[f"B_{tag}"] = float(np.linalg.norm(-A[:, :2] - B) / np.linalg.norm(B))
     sfi = sfi_fit(data, dt, degree, held)
@@ -118,12 +120,14 @@ def run_case(name, params, dt, time_units, n, sim_dt, degree, *, trajectories, c
         row["sfi_degree"], row["seconds_sfi"] = degree, sfi[2]
     samples = jnp.asarray(data.reshape(-1, data.shape[-1])[::10], jnp.float32)
     if name in ("ou", "cycling_wells"):
-        row["epr_learned"] = float(ddm.entropy_production(fit.target, fit.D, samples))
+        row["epr_learned"] = float(ddm.data.entropy_production(fit.target, fit.D, samples))
         d = jnp.asarray(d_true, jnp.float32)
-        row["epr_true_on_data"] = float(ddm.entropy_production(target, d, samples))
+        row["epr_true_on_data"] = float(ddm.data.entropy_production(target, d, samples))
         if name == "ou":
             B = np.asarray(target.args["B"], float)
-            S = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(d_true)))
+            S = np.asarray(
+                ddm.targets.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(d_true))
+            )
             row["epr_exact"] = float(-np.trace(np.linalg.inv(d_true) @ B @ (B @ S - d_true)))
     report = ddm.fidelity_report(
         fit.model, target, key=k_report, trajectories=64 if quick else 256, t1=20.0,

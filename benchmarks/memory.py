@@ -2,10 +2,10 @@
 
 On the default JAX device (CPU here), float32, Euler-Maruyama with dt = 0.005, networks of
 n = 256 neurons trained by `ddm.fit` with its defaults. Two parts:
-  one network  the full experiment set (`ddm.memory_experiments`: switching against pulse
+  one network  the full experiment set (`ddm.memory.memory_experiments`: switching against pulse
                amplitude, recall against cue strength, cycling) for a `wells` network and its
                target, timed end to end including training (the budget: 5 minutes);
-  cycling      `ddm.cycling` for `cycling_wells` (alpha 0, 1, 3) and `rotating_wells`
+  cycling      `ddm.memory.cycling` for `cycling_wells` (alpha 0, 1, 3) and `rotating_wells`
                (alpha 0.25, 0.5, 1), target and a network trained on each, 2,000
                trajectories x 200 time units each (FACTS.md: 0.50 / 0.61 / 0.73 and
                0.77 / 0.91 / 0.98 preferred-direction fractions).
@@ -43,11 +43,11 @@ def one_network(args) -> dict:
     target = ddm.make_target("wells")
     start = time.perf_counter()
     model, train_s = train(target, jr.key(0))
-    out = ddm.memory_experiments(target, model, key=jr.key(1), trials=args.trials,
+    out = ddm.memory.memory_experiments(target, model, key=jr.key(1), trials=args.trials,
                                  trajectories=args.trajectories, t1=args.time)  # fmt: skip
     out["seconds"] = {"train": train_s, "total": time.perf_counter() - start}
-    out["drift_error"] = float(ddm.drift_error(model, target, ddm.sample_box(jr.key(2), target,
-                                                                              4096)))  # fmt: skip
+    box = ddm.simulation.sample_box(jr.key(2), target, 4096)
+    out["drift_error"] = float(ddm.drift_error(model, target, box))
     for name in ("switching", "recall"):
         t, n = out[name]["target"], out[name]["network"]
         inside = [lo <= p <= hi for p, lo, hi in zip(n["probability"], t["low"], t["high"],
@@ -64,7 +64,7 @@ def cycling_rows(args) -> list[dict]:
         row = {"system": name, "alpha": alpha, "train_s": train_s}
         for side, system in (("target", None), ("network", model)):
             start = time.perf_counter()
-            result = ddm.cycling(target, key=jr.key(11), model=system,
+            result = ddm.memory.cycling(target, key=jr.key(11), model=system,
                                  trajectories=args.trajectories, t1=args.time)  # fmt: skip
             row[side] = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                          for k, v in result._asdict().items()}  # fmt: skip
@@ -137,17 +137,18 @@ def markdown(data: dict) -> str:
 def plot(data: dict, path) -> None:
     one = data["one_network"]
     figs = [
-        ddm.plot_curves(one["switching"], xlabel="pulse amplitude",
+        ddm.plotting.plot_curves(one["switching"], xlabel="pulse amplitude",
                         ylabel="P(end in the pulsed well)", title="switching, wells"),
-        ddm.plot_curves(one["recall"], xlabel="cue strength", ylabel="P(end in the cued well)",
+        ddm.plotting.plot_curves(one["recall"], xlabel="cue strength",
+                                 ylabel="P(end in the cued well)",
                         title="recall from a cue", chance=0.25),
     ]  # fmt: skip
     for name in ("cycling_wells", "rotating_wells"):
-        figs.append(ddm.plot_cycling([r for r in data["cycling"] if r["system"] == name],
+        figs.append(ddm.plotting.plot_cycling([r for r in data["cycling"] if r["system"] == name],
                                      title=name))  # fmt: skip
     names = ["switching", "recall", "cycling_wells", "rotating_wells"]
     for fig, name in zip(figs, names, strict=True):
-        ddm.save_figure(fig, RESULTS / f"{result_name('memory')}-{name}.png")
+        ddm.plotting.save_figure(fig, RESULTS / f"{result_name('memory')}-{name}.png")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, name in zip(axes, ("switching", "recall"), strict=True):
         for side, colour in (("target", "black"), ("network", "tab:orange")):

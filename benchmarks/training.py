@@ -1,7 +1,7 @@
 """How fast does drift matching train: steps per second and time to 1% attractor drift error?
 
 For vdp-64, lorenz-512 and dadras-1024 with the default `ddm.TrainConfig` (Adam, lr 1e-2
-cosine-decayed over the run, batch 1024, mixture sampler) driven by `ddm.run_training`, on
+cosine-decayed over the run, batch 1024, mixture sampler) driven by `ddm.training.run_training`, on
 the default JAX device (CPU or GPU, unchanged) in float32. The drift error is measured after
 every chunk of 250 steps on 16,384 held-out `ddm.attractor_points`; time to 1% is where it
 stays below 1% for the rest of the run. The training clock counts training only:
@@ -33,7 +33,7 @@ def run(system: str, steps: int) -> dict:
     pool = jax.block_until_ready(ddm.attractor_points(target, key=k_pool))
     pool_s = time.perf_counter() - start
     held = ddm.attractor_points(target, key=k_test, num=16384)
-    state = ddm.init_train_state(ddm.init_network(target, n, key=k_init), config)
+    state = ddm.training.init_train_state(ddm.init_network(target, n, key=k_init), config)
     chunks = []  # (step, wall seconds of the chunk, held-out attractor error)
     last = [time.perf_counter()]
 
@@ -43,7 +43,9 @@ def run(system: str, steps: int) -> dict:
         chunks.append((int(state.step), spent, error))
         last[0] = time.perf_counter()  # the error check is not counted
 
-    ddm.run_training(state, target, key=k_train, config=config, pool=pool, on_chunk=on_chunk)
+    ddm.training.run_training(
+        state, target, key=k_train, config=config, pool=pool, on_chunk=on_chunk
+    )
     steps_done, spent, errors = (np.array(c) for c in zip(*chunks, strict=True))
     steady = float(np.median(spent[1:]))  # the first chunk also compiles
     compile_s = max(spent[0] - steady, 0.0)

@@ -24,7 +24,7 @@ from jaxtyping import install_import_hook  # noqa: E402
 with install_import_hook("ddm_jax", "beartype.beartype"):
     import ddm_jax  # noqa: E402
 
-    for _name in ddm_jax._LAZY:  # figures and run folders load on first use: here, checked
+    for _name in ddm_jax._LAZY:  # analysis, figures, run folders load on first use: checked
         getattr(ddm_jax, _name)
 import jax.random as jr  # noqa: E402
 import pytest  # noqa: E402

@@ -25,7 +25,7 @@ def attractor_sample(target, *, key, trajectories=256, t1=20.0, burn_in=10.0, dt
     time units and are then saved every ``10 dt``.
     """
     k_init, k_sim = jr.split(key)
-    z0s = ddm.sample_box(k_init, target, trajectories)
+    z0s = ddm.simulation.sample_box(k_init, target, trajectories)
     run = ddm.simulate_target(target, z0s, key=k_sim, t1=t1, dt=dt, save_dt=10 * dt)
     first = int(round(burn_in / (10 * dt))) + 1
     return run.zs[:, first:].reshape(-1, target.dim)

@@ -24,7 +24,9 @@ def relaxing_ou(theta, key):
 
 def test_curl_fraction_increases_with_rotation():
     keys = jr.split(jr.key(4), len(THETAS))
-    splits = [ddm.hodge_split(relaxing_ou(t, k), 5e-3) for t, k in zip(THETAS, keys, strict=True)]
+    splits = [
+        ddm.analysis.hodge_split(relaxing_ou(t, k), 5e-3) for t, k in zip(THETAS, keys, strict=True)
+    ]
     fractions = np.array([s.curl_fraction for s in splits])
     assert fractions[0] < 0.1  # measured 0.05-0.08 over three seeds
     assert np.all(np.diff(fractions) > 0)
@@ -53,7 +55,7 @@ def test_three_dimensional_split_runs_and_sees_strong_rotation(key):
     k_init, k_sim = jr.split(key)
     zs = ddm.simulate_target(target, jr.normal(k_init, (512, 3)), key=k_sim, t1=1.0, dt=1e-3,
                              save_dt=5e-3).zs  # fmt: skip
-    split = ddm.hodge_split(zs, 5e-3)
+    split = ddm.analysis.hodge_split(zs, 5e-3)
     assert split.triangles.shape[1] == 3
     assert split.centres.shape == (100, 3)
     assert split.curl_fraction > 0.7  # continuum 0.91
@@ -62,7 +64,7 @@ def test_three_dimensional_split_runs_and_sees_strong_rotation(key):
 
 def test_furthest_point_sampling_spreads_points():
     pts = np.random.default_rng(0).normal(size=(500, 2))
-    idx = ddm.furthest_point_sampling(pts, 20)
+    idx = ddm.analysis.furthest_point_sampling(pts, 20)
     assert len(set(idx.tolist())) == 20
     chosen = pts[idx]
     # every point lies within the covering radius, which is at most the smallest spacing
@@ -73,13 +75,13 @@ def test_furthest_point_sampling_spreads_points():
 
 def test_hodge_refuses_bad_input():
     with pytest.raises(ValueError, match=r"shape \(B, T, d\) with T >= 2 and d = 2 or 3"):
-        ddm.hodge_split(np.zeros((2, 10, 4)), 0.1)
+        ddm.analysis.hodge_split(np.zeros((2, 10, 4)), 0.1)
     with pytest.raises(ValueError, match="at least 4 cells in 2 dimensions"):
-        ddm.hodge_split(np.random.default_rng(0).normal(size=(2, 10, 2)), 0.1, cells=3)
+        ddm.analysis.hodge_split(np.random.default_rng(0).normal(size=(2, 10, 2)), 0.1, cells=3)
     with pytest.raises(ValueError, match="finite trajectories"):
-        ddm.hodge_split(np.full((2, 10, 2), np.nan), 0.1)
+        ddm.analysis.hodge_split(np.full((2, 10, 2), np.nan), 0.1)
     still = np.repeat(np.random.default_rng(0).normal(size=(8, 1, 2)), 5, axis=1)
     with pytest.raises(ValueError, match="never left one"):
-        ddm.hodge_split(still, 0.1, cells=8)
+        ddm.analysis.hodge_split(still, 0.1, cells=8)
     with pytest.raises(ValueError, match=r"Expected 1 <= num <= 3"):
-        ddm.furthest_point_sampling(np.zeros((3, 2)), 5)
+        ddm.analysis.furthest_point_sampling(np.zeros((3, 2)), 5)

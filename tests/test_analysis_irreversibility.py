@@ -26,7 +26,7 @@ def ou_target(B=B, G=G):
 
 
 def test_ou_exact_against_lyapunov_and_monte_carlo():
-    exact = ddm.ou_entropy_production(B, D)
+    exact = ddm.analysis.ou_entropy_production(B, D)
     assert float(exact.epr) == pytest.approx(EXACT, abs=5e-4)
     # independent: scipy's Lyapunov solver (B S + S B^T = G G^T) and a float64 Monte Carlo
     S = scipy.linalg.solve_continuous_lyapunov(np.asarray(B, float), np.asarray(G @ G.T, float))
@@ -47,15 +47,15 @@ def test_ou_exact_against_lyapunov_and_monte_carlo():
 
 
 def test_sample_estimator_on_ou():
-    exact = ddm.ou_entropy_production(B, D)
+    exact = ddm.analysis.ou_entropy_production(B, D)
     target = ou_target()
     samples = jr.multivariate_normal(jr.key(1), jnp.zeros(2), exact.cov, (64, 3000))
-    est = ddm.epr_from_samples(target.f, ddm.diffusion_matrix(target), samples)
+    est = ddm.analysis.epr_from_samples(target.f, ddm.analysis.diffusion_matrix(target), samples)
     # 192,000 independent samples: stderr 0.010 (0.5%); 3% is 6 stderr
     assert est.value == pytest.approx(EXACT, rel=0.03)
     assert est.covers(float(exact.epr))
     assert est.stderr < 0.015
-    wrong = ddm.epr_from_samples(target.f, 2 * D, samples)  # D = G G^T: a factor-2 error
+    wrong = ddm.analysis.epr_from_samples(target.f, 2 * D, samples)  # D = G G^T: a factor-2 error
     assert not wrong.covers(float(exact.epr))
     assert abs(wrong.value - EXACT) > 0.3 * EXACT
 
@@ -65,41 +65,41 @@ def ou_run():
     """128 stationary OU trajectories x 60 time units, saved at every step dt = 2e-3."""
     target = ou_target()
     k_init, k_sim = jr.split(jr.key(2))
-    cov = ddm.ou_entropy_production(B, D).cov
+    cov = ddm.analysis.ou_entropy_production(B, D).cov
     z0s = jr.multivariate_normal(k_init, jnp.zeros(2), cov, (128,))  # start stationary
     return ddm.simulate_target(target, z0s, key=k_sim, t1=60.0, dt=2e-3)
 
 
 def test_trajectory_estimator_on_ou(ou_run):
     target = ou_target()
-    est = ddm.epr_from_trajectories(target.f, D, ou_run.zs, 2e-3)
+    est = ddm.analysis.epr_from_trajectories(target.f, D, ou_run.zs, 2e-3)
     # 7,680 time units: stderr about 0.025 (1.3%); the O(dt) bias at dt = 2e-3 is about 0.5%
     assert est.value == pytest.approx(EXACT, rel=0.03)
     assert est.covers(EXACT)
-    wrong = ddm.epr_from_trajectories(target.f, 2 * D, ou_run.zs, 2e-3)
+    wrong = ddm.analysis.epr_from_trajectories(target.f, 2 * D, ou_run.zs, 2e-3)
     assert not wrong.covers(EXACT)
     # the sample estimator on the same (correlated) states agrees as well
-    samples = ddm.epr_from_samples(target.f, D, ou_run.zs[:, ::25])
+    samples = ddm.analysis.epr_from_samples(target.f, D, ou_run.zs[:, ::25])
     assert samples.value == pytest.approx(EXACT, rel=0.05)  # stderr about 0.04 here
 
 
 def test_potential_form_equals_ou_and_vanishes_without_q(key):
     A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
     Q = jnp.array([[0.0, 0.7], [-0.7, 0.0]])
-    phi = ddm.potential_entropy_production(D, Q, A)
-    as_ou = ddm.ou_entropy_production((D + Q) @ A, D)
+    phi = ddm.analysis.potential_entropy_production(D, Q, A)
+    as_ou = ddm.analysis.ou_entropy_production((D + Q) @ A, D)
     assert float(phi) == pytest.approx(float(as_ou.epr), rel=1e-4)
     np.testing.assert_allclose(as_ou.cov, jnp.linalg.inv(A), rtol=1e-4)
     np.testing.assert_allclose(as_ou.Q, Q, atol=1e-5)
-    assert float(ddm.potential_entropy_production(D, jnp.zeros((2, 2)), A)) == 0.0
+    assert float(ddm.analysis.potential_entropy_production(D, jnp.zeros((2, 2)), A)) == 0.0
     # Q = 0: both estimators are consistent with 0
     reversible = ddm.make_target("ou", B=D @ A, noise=G)
     k_init, k_sim, k_iid = jr.split(key, 3)
     iid = jr.multivariate_normal(k_iid, jnp.zeros(2), jnp.linalg.inv(A), (32, 2000))
-    assert ddm.epr_from_samples(reversible.f, D, iid).covers(0.0)
+    assert ddm.analysis.epr_from_samples(reversible.f, D, iid).covers(0.0)
     z0s = jr.multivariate_normal(k_init, jnp.zeros(2), jnp.linalg.inv(A), (64,))
     run = ddm.simulate_target(reversible, z0s, key=k_sim, t1=20.0, dt=2e-3)
-    est = ddm.epr_from_trajectories(reversible.f, D, run.zs, 2e-3)
+    est = ddm.analysis.epr_from_trajectories(reversible.f, D, run.zs, 2e-3)
     assert est.covers(0.0)
     assert est.high - est.low < 0.1 * EXACT
 
@@ -107,38 +107,38 @@ def test_potential_form_equals_ou_and_vanishes_without_q(key):
 def test_network_diffusion_matrix_is_the_targets(key):
     target = ou_target()
     model = ddm.init_network(target, 16, key=key)
-    np.testing.assert_allclose(ddm.diffusion_matrix(model), D, rtol=1e-5)
+    np.testing.assert_allclose(ddm.analysis.diffusion_matrix(model), D, rtol=1e-5)
 
 
 def test_estimators_refuse_bad_input(key, no_typecheck):
     with pytest.raises(ValueError, match="additive .constant. noise .* state-dependent noise"):
-        ddm.diffusion_matrix(multiplicative_ou())
+        ddm.analysis.diffusion_matrix(multiplicative_ou())
     model = ddm.init_network(multiplicative_ou(), 8, key=key)
     with pytest.raises(ValueError, match="state-dependent noise read-out"):
-        ddm.diffusion_matrix(model)
+        ddm.analysis.diffusion_matrix(model)
     k1, k2 = jr.split(jr.key(3))
     private = ddm.init_network(ou_target(), 8, key=k1, private_noise=0.1)
     with pytest.raises(ValueError, match="without private neuron noise"):
-        ddm.diffusion_matrix(private)
+        ddm.analysis.diffusion_matrix(private)
     with pytest.raises(ValueError, match="with private neuron noise|state-dependent"):
-        ddm.reversible_split(model, jnp.zeros((10, 2)))
+        ddm.analysis.reversible_split(model, jnp.zeros((10, 2)))
     f = ou_target().f
     with pytest.raises(ValueError, match="symmetric positive-definite D"):
-        ddm.epr_from_samples(f, -D, jnp.zeros((4, 5, 2)))
+        ddm.analysis.epr_from_samples(f, -D, jnp.zeros((4, 5, 2)))
     with pytest.raises(ValueError, match=r"Expected a \(2, 2\) diffusion matrix"):
-        ddm.ou_entropy_production(B, jnp.eye(3))
+        ddm.analysis.ou_entropy_production(B, jnp.eye(3))
     with pytest.raises(ValueError, match=r"samples of shape \(trajectories, times, 2\)"):
-        ddm.epr_from_samples(f, D, jnp.zeros((5, 2)))
+        ddm.analysis.epr_from_samples(f, D, jnp.zeros((5, 2)))
     with pytest.raises(ValueError, match="at least 2 independent trajectories"):
-        ddm.epr_from_samples(f, D, jnp.zeros((1, 5, 2)))
+        ddm.analysis.epr_from_samples(f, D, jnp.zeros((1, 5, 2)))
     with pytest.raises(ValueError, match="at least 2 saved states per trajectory and dt > 0"):
-        ddm.epr_from_trajectories(f, D, jnp.zeros((3, 5, 2)), 0.0)
+        ddm.analysis.epr_from_trajectories(f, D, jnp.zeros((3, 5, 2)), 0.0)
     with pytest.raises(ValueError, match="antisymmetric Q"):
-        ddm.potential_entropy_production(D, jnp.eye(2), jnp.eye(2))
+        ddm.analysis.potential_entropy_production(D, jnp.eye(2), jnp.eye(2))
     with pytest.raises(ValueError, match="values of shape .trajectories, times."):
-        ddm.mean_with_interval(jnp.zeros(3))
+        ddm.analysis.mean_with_interval(jnp.zeros(3))
     with pytest.raises(TypeError, match="Expected a Target or a LowRankRNN"):
-        ddm.diffusion_matrix("ou")
+        ddm.analysis.diffusion_matrix("ou")
     del k2
     jax.clear_caches()
 
@@ -155,9 +155,9 @@ def ou_network():
     """
     target = ou_target()
     model = ddm.init_network(target, 32, key=jr.key(10))
-    zs = ddm.sample_box(jr.key(11), target, 20_000)
-    model = ddm.refit_readout(model, np.asarray(zs), np.asarray(jax.vmap(target.f)(zs)))
-    exact = ddm.ou_entropy_production(B, D)
+    zs = ddm.simulation.sample_box(jr.key(11), target, 20_000)
+    model = ddm.data.refit_readout(model, np.asarray(zs), np.asarray(jax.vmap(target.f)(zs)))
+    exact = ddm.analysis.ou_entropy_production(B, D)
     iid = jr.multivariate_normal(jr.key(12), jnp.zeros(2), exact.cov, (20_000,))
     return model, np.asarray(iid, float), exact
 
@@ -170,12 +170,12 @@ def relative_error(field, z, exact_field) -> float:
 def test_grid_density_and_split_on_ou(ou_network):
     model, z, exact = ou_network
     S, Q, Dn = (np.asarray(a, float) for a in (exact.cov, exact.Q, D))
-    box = ddm.whitened_box(z[:4000], D)
-    density = ddm.stationary_density(model.target_drift, D, *box, num=60)
+    box = ddm.analysis.whitened_box(z[:4000], D)
+    density = ddm.analysis.stationary_density(model.target_drift, D, *box, num=60)
     cov = (density.centres * density.p[:, None]).T @ density.centres
     # second order in the cell size: 0.22% at 60 cells, 0.09% at 100; sampling-free
     assert np.linalg.norm(cov - S) / np.linalg.norm(S) < 0.005
-    split = ddm.reversible_split(model, z[:4000], grid=60)  # the default for k = 2
+    split = ddm.analysis.reversible_split(model, z[:4000], grid=60)  # the default for k = 2
     # measured 0.40% (60 cells), 0.17% (100 cells); a factor 2 in D would give 100%
     assert relative_error(split.f_rev, z, -z @ np.linalg.solve(S, Dn)) < 0.01
     assert relative_error(split.f_irr, z, -z @ np.linalg.solve(S, Q.T)) < 0.01
@@ -192,11 +192,13 @@ def test_score_matching_ridge_is_chosen_by_held_out_objective(ou_network):
     f_rev = -z @ np.linalg.solve(S, Dn)
     errors = {
         r: relative_error(
-            ddm.reversible_split(model, z, method="score_matching", ridge=r).f_rev, z, f_rev
+            ddm.analysis.reversible_split(model, z, method="score_matching", ridge=r).f_rev,
+            z,
+            f_rev,
         )
         for r in ddm.analysis._reversible.SM_RIDGES
     }
-    chosen = ddm.reversible_split(model, z, method="score_matching")
+    chosen = ddm.analysis.reversible_split(model, z, method="score_matching")
     # 20,000 samples for 32 x 2 coefficients: the fit's sampling noise spans 2.7% (ridge 1e-3)
     # to 8.1% (1e-10) over the candidates; the 5-fold held-out objective must pick a value
     # near the best (a single held-out fifth picked 1e-6, 6.2%, here)

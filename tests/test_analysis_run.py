@@ -1,4 +1,4 @@
-"""`ddm-jax analyze` / `ddm.analyze_run`: analysis.json and figures of a run folder."""
+"""`ddm-jax analyze` / `ddm.runs.analyze_run`: analysis.json and figures of a run folder."""
 
 import json
 import os
@@ -39,18 +39,18 @@ def snapshot(folder):
 @pytest.fixture(scope="module")
 def vdp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "vdp-16"
-    ddm.train_run("vdp", out, neurons=16, steps=200, batch=64, chunk=50, checkpoint_every=0.0)
+    ddm.runs.train_run("vdp", out, neurons=16, steps=200, batch=64, chunk=50, checkpoint_every=0.0)
     return out
 
 
 def test_failed_start_leaves_the_folder_then_the_corrected_command_succeeds(vdp_run):
     before = snapshot(vdp_run)
     with pytest.raises(ValueError, match="trajectories to be an integer >= 2"):
-        ddm.analyze_run(vdp_run, trajectories=1)
+        ddm.runs.analyze_run(vdp_run, trajectories=1)
     with pytest.raises(ValueError, match="finite"):
-        ddm.analyze_run(vdp_run, time=float("nan"))
+        ddm.runs.analyze_run(vdp_run, time=float("nan"))
     assert snapshot(vdp_run) == before
-    out = ddm.analyze_run(vdp_run, trajectories=4, time=2.0, burn_in=1.0, dt=2e-3, cells=20)
+    out = ddm.runs.analyze_run(vdp_run, trajectories=4, time=2.0, burn_in=1.0, dt=2e-3, cells=20)
     written = json.loads((vdp_run / "analysis.json").read_text())
     assert written["entropy_production"] == json.loads(json.dumps(out["entropy_production"]))
     for name in ("energy_fields", "epr", "explained_variance", "recovered"):
@@ -80,7 +80,7 @@ def test_cli_analyze_one_line_errors(tmp_path):
 
     (tmp_path / "noisy.py").write_text(MULTIPLICATIVE)
     out = tmp_path / "noisy-8"
-    ddm.train_run(f"{tmp_path / 'noisy.py'}:noisy", out, neurons=8, steps=50, batch=32,
+    ddm.runs.train_run(f"{tmp_path / 'noisy.py'}:noisy", out, neurons=8, steps=50, batch=32,
                   chunk=50, noise_steps=50, checkpoint_every=0.0)  # fmt: skip
     before = snapshot(out)
     proc = cli("analyze", out, *SMALL)

@@ -8,14 +8,16 @@ import pytest
 
 import ddm_jax as ddm
 
-FIXED, PERIODIC, CHAOTIC = (ddm.CLASSES.index(c) for c in ("fixed point", "periodic", "chaotic"))
+FIXED, PERIODIC, CHAOTIC = (
+    ddm.fidelity.CLASSES.index(c) for c in ("fixed point", "periodic", "chaotic")
+)
 
 
 def test_linear_flow_exponent_is_the_largest_real_part():
     # eigenvalues -0.1 and -1 (non-normal): the exponent is exactly -0.1, a fixed point
     A = jnp.array([[-0.1, 3.0], [0.0, -1.0]])
     starts = jnp.array([[1.0, 1.0], [-2.0, 0.5], [0.3, -1.0]])
-    orbits = ddm.orbit_census(lambda z: A @ z, starts, scale=jnp.ones(2), transient=0.0,
+    orbits = ddm.fidelity.orbit_census(lambda z: A @ z, starts, scale=jnp.ones(2), transient=0.0,
                               time=40.0)  # fmt: skip
     np.testing.assert_allclose(orbits.exponent, -0.1, atol=2e-3)
     assert np.all(np.asarray(orbits.classes) == FIXED)
@@ -25,7 +27,7 @@ def test_linear_flow_exponent_is_the_largest_real_part():
 def test_lorenz_exponent_and_class():
     lorenz = ddm.make_target("lorenz")
     starts = ddm.attractor_points(lorenz, key=jr.key(1), num=8)
-    orbits = ddm.orbit_census(lorenz.f, starts, scale=lorenz.scale)
+    orbits = ddm.fidelity.orbit_census(lorenz.f, starts, scale=lorenz.scale)
     assert np.all(np.asarray(orbits.classes) == CHAOTIC)
     assert abs(float(orbits.exponent.mean()) / 0.9056 - 1) < 0.02  # Sprott's 0.9056
     np.testing.assert_allclose(orbits.exponent, 0.9056, rtol=0.04)  # each start
@@ -34,14 +36,14 @@ def test_lorenz_exponent_and_class():
 def test_van_der_pol_is_periodic_and_gradient_flow_fixed():
     vdp = ddm.make_target("vdp")
     starts = ddm.attractor_points(vdp, key=jr.key(2), num=4)
-    orbits = ddm.orbit_census(vdp.f, starts, scale=vdp.scale, time=100.0)
+    orbits = ddm.fidelity.orbit_census(vdp.f, starts, scale=vdp.scale, time=100.0)
     assert np.all(np.asarray(orbits.classes) == PERIODIC)
     assert np.all(np.abs(np.asarray(orbits.exponent)) < 0.02)
     x_max = np.asarray(orbits.points[..., 0]).max(axis=1)
     np.testing.assert_allclose(x_max, 2.0086, rtol=0.01)  # the limit cycle's amplitude
     ou = ddm.make_target("ou")
-    assert not ddm.census_applies(ou, key=jr.key(3), starts=2, time=100.0)
-    assert ddm.census_applies(vdp, key=jr.key(3), starts=2, time=100.0)
+    assert not ddm.fidelity.census_applies(ou, key=jr.key(3), starts=2, time=100.0)
+    assert ddm.fidelity.census_applies(vdp, key=jr.key(3), starts=2, time=100.0)
 
 
 def _leaky(model):
@@ -60,7 +62,7 @@ def test_spurious_fixed_point_is_flagged_and_the_remedy_runs():
     config = ddm.TrainConfig(remedy_rounds=1, remedy_steps=20, batch=64, chunk=20)
     pool = ddm.attractor_points(vdp, key=jr.key(6), num=256)
     rounds, chunks = [], []
-    fixed, losses, history = ddm.refine_attractors(
+    fixed, losses, history = ddm.training.refine_attractors(
         model, vdp, key=jr.key(7), config=config, pool=pool, starts=8, time=50.0,
         on_round=rounds.append, on_chunk=lambda state, losses: chunks.append(losses),
     )  # fmt: skip
@@ -88,13 +90,13 @@ def test_trained_van_der_pol_census_is_clean_and_remedy_changes_nothing():
 def test_census_errors(key, no_typecheck):
     lorenz = ddm.make_target("lorenz")
     with pytest.raises(ValueError, match="Expected starts of shape"):
-        ddm.orbit_census(lorenz.f, lorenz.z0, scale=lorenz.scale)
+        ddm.fidelity.orbit_census(lorenz.f, lorenz.z0, scale=lorenz.scale)
     with pytest.raises(ValueError, match="Expected a finite time > 0"):
-        ddm.orbit_census(lorenz.f, lorenz.z0[None], scale=lorenz.scale, time=-1.0)
+        ddm.fidelity.orbit_census(lorenz.f, lorenz.z0[None], scale=lorenz.scale, time=-1.0)
     with pytest.raises(ValueError, match="Expected save_dt a multiple of dt"):
-        ddm.orbit_census(lorenz.f, lorenz.z0[None], scale=lorenz.scale, save_dt=0.03)
+        ddm.fidelity.orbit_census(lorenz.f, lorenz.z0[None], scale=lorenz.scale, save_dt=0.03)
     with pytest.raises(ValueError, match="Expected a finite transient >= 0"):
-        ddm.orbit_census(lorenz.f, lorenz.z0[None], scale=lorenz.scale, transient=np.nan)
+        ddm.fidelity.orbit_census(lorenz.f, lorenz.z0[None], scale=lorenz.scale, transient=np.nan)
     model = ddm.init_network(lorenz, 8, key=key)
     with pytest.raises(ValueError, match="Expected starts to be an integer >= 2"):
         ddm.attractor_census(model, lorenz, key=key, starts=1)
@@ -111,7 +113,7 @@ def test_fit_and_train_run_agree_with_the_remedy(tmp_path):
     vdp = ddm.make_target("vdp")
     fitted = ddm.fit(vdp, 16, key=jr.key(3), config=ddm.TrainConfig(**settings))
     reports = []
-    run = ddm.train_run(
+    run = ddm.runs.train_run(
         "vdp", tmp_path / "run", neurons=16, seed=3, progress=reports.append, **settings
     )
     assert eqx.tree_equal(fitted.model, run.model)

@@ -90,7 +90,7 @@ def test_train_writes_a_self_describing_run_equal_to_fit(trained):
     }
     assert not [p for p in trained.iterdir() if p.name.startswith(".")]  # no temporary files
     fit = ddm.fit(ddm.make_target("vdp"), 16, key=jr.key(0), config=TINY_CONFIG)
-    run = ddm.load_run(trained)
+    run = ddm.runs.load_run(trained)
     assert_same_model(run.model, fit.model)
     np.testing.assert_array_equal(run.losses, fit.losses)
     assert run.training["steps"] == 200
@@ -114,7 +114,7 @@ def test_sigterm_then_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM, "".join(lines) + rest
     assert "Traceback" not in rest
     assert "--resume" in rest
-    header = ddm.read_checkpoint_header(out / "checkpoint.eqx")
+    header = ddm.runs.read_checkpoint_header(out / "checkpoint.eqx")
     assert 300 <= header["step"] < 6000
     assert not (out / "model.eqx").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half-written files
@@ -122,7 +122,7 @@ def test_sigterm_then_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
     ok("train", "vdp", "--out", out, "--resume")  # the settings come from config.json
     config = ddm.TrainConfig(steps=6000, batch=512, chunk=100)
     fit = ddm.fit(ddm.make_target("vdp"), 32, key=jr.key(0), config=config)
-    run = ddm.load_run(out)
+    run = ddm.runs.load_run(out)
     assert_same_model(run.model, fit.model)
     np.testing.assert_array_equal(run.losses, fit.losses)
     # resuming a finished run does nothing
@@ -166,7 +166,7 @@ def test_moments_streams_network_and_target(trained):
     )
     # and the Python API writes the same file
     assert (
-        ddm.moments_run(trained, trajectories=4, time=20.0, burn_in=2.0, dt=0.01, save_dt=0.1)
+        ddm.runs.moments_run(trained, trajectories=4, time=20.0, burn_in=2.0, dt=0.01, save_dt=0.1)
         == out
     )
 
@@ -189,7 +189,7 @@ def test_evaluate_writes_metrics_report_figures_and_reproduces(trained, tmp_path
     # the Python API mirrors the CLI and reproduces metrics.json exactly
     copy = tmp_path / "copy"
     shutil.copytree(trained, copy)
-    ddm.evaluate_run(
+    ddm.runs.evaluate_run(
         copy, trajectories=8, time=3.0, burn_in=1.0, dt=0.01, null_pairs=2, figures=False
     )
     assert (copy / "metrics.json").read_bytes() == (trained / "metrics.json").read_bytes()
@@ -205,7 +205,7 @@ def test_export_and_info(trained):
     spec_only = {k: weights[k] for k in ("Gamma", "W_s", "b", "embed", "offset", "tau", "noise",
                                          "activation", "system")}  # fmt: skip
     for arrays in (weights, spec_only):
-        rebuilt = ddm.model_from_weights(arrays)
+        rebuilt = ddm.io.model_from_weights(arrays)
         np.testing.assert_allclose(rebuilt.W_s, model.W_s)
         np.testing.assert_allclose(rebuilt.centre, model.centre, atol=1e-5)
         np.testing.assert_allclose(rebuilt.scale, model.scale, rtol=1e-5)
@@ -242,11 +242,11 @@ def test_user_target_file(tmp_path):
     out = tmp_path / "runs" / "damped-16"  # the default folder, named after the target
     assert "trained mymodule.py:my_target" in proc.stdout
     assert (out / "target.py").read_text() == USER_TARGET
-    run = ddm.load_run(out)  # rebuilt from the copy, from any working directory
+    run = ddm.runs.load_run(out)  # rebuilt from the copy, from any working directory
     assert run.model.noise_readout is not None
     assert run.noise_losses.shape == (50,)
     # a factory with parameters, through the Python API
-    target = ddm.load_target(str(tmp_path / "mymodule.py:make"), {"gamma": 0.1})
+    target = ddm.runs.load_target(str(tmp_path / "mymodule.py:make"), {"gamma": 0.1})
     assert float(target.args["gamma"]) == pytest.approx(0.1)
 
 
@@ -262,12 +262,12 @@ def test_interrupted_noise_phase_resumes_bitwise(tmp_path):
 
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        ddm.train_run(system, out, progress=stop, checkpoint_every=1e9, **settings)
-    header = ddm.read_checkpoint_header(out / "checkpoint.eqx")
+        ddm.runs.train_run(system, out, progress=stop, checkpoint_every=1e9, **settings)
+    header = ddm.runs.read_checkpoint_header(out / "checkpoint.eqx")
     assert (header["phase"], header["step"]) == ("noise", 50)  # saved on the interrupt
-    run = ddm.train_run(system, out, resume=True)
+    run = ddm.runs.train_run(system, out, resume=True)
     config = ddm.TrainConfig(steps=100, batch=32, chunk=25, noise_steps=100, sampler="box")
-    target = ddm.load_target(system)
+    target = ddm.runs.load_target(system)
     fit = ddm.fit(target, 8, key=jr.key(0), config=config)
     assert_same_model(run.model, fit.model)
     np.testing.assert_array_equal(run.noise_losses, fit.noise_losses)

@@ -13,45 +13,49 @@ def test_sliced_wasserstein_of_a_shift_is_exact(key):
     d = jnp.array([0.3, -1.0, 2.0])
     dirs = projections(3)
     expected = float(jnp.sqrt(jnp.mean((dirs @ d) ** 2)))
-    assert ddm.sliced_wasserstein(a, a + d) == pytest.approx(expected, rel=1e-5)
-    assert ddm.sliced_wasserstein(a, a) == 0.0
+    assert ddm.fidelity.sliced_wasserstein(a, a + d) == pytest.approx(expected, rel=1e-5)
+    assert ddm.fidelity.sliced_wasserstein(a, a) == 0.0
     # permuting a sample changes nothing
-    assert ddm.sliced_wasserstein(a[::-1], a) == 0.0
+    assert ddm.fidelity.sliced_wasserstein(a[::-1], a) == 0.0
 
 
 @pytest.mark.usefixtures("no_typecheck")
 def test_sliced_wasserstein_shape_error():
     with pytest.raises(ValueError, match=r"equal shape \(N, k\); got \(5, 2\) and \(4, 2\)"):
-        ddm.sliced_wasserstein(jnp.zeros((5, 2)), jnp.zeros((4, 2)))
+        ddm.fidelity.sliced_wasserstein(jnp.zeros((5, 2)), jnp.zeros((4, 2)))
 
 
 def test_moment_errors_exact():
     ref = jnp.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
-    mean_err, cov_err = ddm.moment_errors(ref + jnp.array([0.1, 0.0]), ref)
+    mean_err, cov_err = ddm.fidelity.moment_errors(ref + jnp.array([0.1, 0.0]), ref)
     spread = np.sqrt(np.sum(np.var(np.asarray(ref), axis=0)))
     assert mean_err == pytest.approx(0.1 / spread, rel=1e-5)
     assert cov_err == pytest.approx(0.0, abs=1e-6)
-    _, cov_err = ddm.moment_errors(2 * ref, ref)  # covariance x4: error 3
+    _, cov_err = ddm.fidelity.moment_errors(2 * ref, ref)  # covariance x4: error 3
     assert cov_err == pytest.approx(3.0, rel=1e-5)
 
 
 def test_lyapunov_exponent_linear_and_lorenz():
     # linear flow: the exponent is the largest real part of the eigenvalues
     A = jnp.array([[0.5, 1.0], [0.0, -1.0]])
-    lam = ddm.lyapunov_exponent(lambda z: A @ z, jnp.array([1.0, 1.0]), transient=1.0, time=50.0)
+    lam = ddm.fidelity.lyapunov_exponent(
+        lambda z: A @ z, jnp.array([1.0, 1.0]), transient=1.0, time=50.0
+    )
     assert lam == pytest.approx(0.5, abs=0.02)
     lorenz = ddm.make_target("lorenz")
-    lam = ddm.lyapunov_exponent(lorenz.f, lorenz.z0, time=400.0)
+    lam = ddm.fidelity.lyapunov_exponent(lorenz.f, lorenz.z0, time=400.0)
     assert lam == pytest.approx(0.9056, rel=0.03)  # reference value, FACTS.md
 
 
 def test_limit_cycle_period_and_amplitude():
     rot = lambda z: jnp.stack([z[1], -z[0]])  # period 2 pi, amplitude = radius
-    period, amplitude = ddm.limit_cycle(rot, jnp.array([0.0, 1.5]), transient=1.0, time=30.0)
+    period, amplitude = ddm.fidelity.limit_cycle(
+        rot, jnp.array([0.0, 1.5]), transient=1.0, time=30.0
+    )
     assert period == pytest.approx(2 * np.pi, rel=1e-4)
     assert amplitude == pytest.approx(1.5, rel=1e-4)
     vdp = ddm.make_target("vdp")
-    period, amplitude = ddm.limit_cycle(vdp.f, vdp.z0)
+    period, amplitude = ddm.fidelity.limit_cycle(vdp.f, vdp.z0)
     assert period == pytest.approx(6.6633, rel=1e-3)  # classical values, FACTS.md
     assert amplitude == pytest.approx(2.0086, rel=1e-3)
 
@@ -61,7 +65,7 @@ def test_empirical_diffusion_matches_model_noise(key):
     target = ddm.make_target("lorenz")
     k_net, k_pts, k_sim = jr.split(key, 3)
     model = ddm.init_network(target, 16, key=k_net)
-    z0s = ddm.sample_box(k_pts, target, 256)
+    z0s = ddm.simulation.sample_box(k_pts, target, 256)
     err, se = empirical_diffusion_error(model, target, z0s, key=k_sim, dt=1e-3, steps=100)
     assert se < 0.02
     assert err < 4 * se

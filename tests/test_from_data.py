@@ -23,7 +23,7 @@ SMALL = ddm.TrainConfig(steps=1000, chunk=500)
 def ou_data(trajectories, time, dt, seed=0):
     """Exact OU samples at interval dt, started from the stationary density."""
     rng = np.random.default_rng(seed)
-    S = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(D)), float)
+    S = np.asarray(ddm.targets.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(D)), float)
     A = scipy.linalg.expm(-B * dt)
     L = np.linalg.cholesky(S - A @ S @ A.T)
     steps = int(round(time / dt))
@@ -41,7 +41,7 @@ def rel(a, b):
 
 def drift_matrix(fit, data):
     zs = jnp.asarray(data.reshape(-1, 2)[::7], jnp.float32)
-    return -np.asarray(ddm.fitted_linear_drift(fit.target, zs))[:, :2]
+    return -np.asarray(ddm.data.fitted_linear_drift(fit.target, zs))[:, :2]
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +61,11 @@ def test_ou_drift_matrix_and_diffusion_from_increments(fine):
 
 def test_entropy_production_of_the_learned_ou(fine):
     data, fit = fine
-    S = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(D)))
+    S = np.asarray(ddm.targets.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(D)))
     Q = B @ S - D
     exact = -np.trace(np.linalg.inv(D) @ B @ Q)
     zs = jnp.asarray(data.reshape(-1, 2)[::20], jnp.float32)
-    epr = float(ddm.entropy_production(fit.target, fit.D, zs))
+    epr = float(ddm.data.entropy_production(fit.target, fit.D, zs))
     assert abs(epr / exact - 1) < 0.15, (epr, exact)
 
 
@@ -85,7 +85,7 @@ def test_richardson_correction_removes_the_coarse_dt_bias():
 @pytest.mark.parametrize(("h", "tol"), [(0.05, 1e-3), (0.1, 4e-3)])
 def test_diffusion_from_the_exact_ou_increment_covariance(h, tol):
     # independent of the series: Cov(z_h | z_0) = S - e^{-Bh} S e^{-B^T h} exactly
-    S = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(D)), float)
+    S = np.asarray(ddm.targets.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(D)), float)
     A = scipy.linalg.expm(-B * h)
     C = S - A @ S @ A.T
     J = -B
@@ -102,14 +102,14 @@ def test_corrected_diffusion_of_lorenz_with_the_true_drift():
     dt, target = 0.01, ddm.make_target("lorenz", noise=1.0)
     z0s = ddm.attractor_points(target, key=jr.key(3), num=16)
     run = ddm.simulate_target(target, z0s, key=jr.key(4), t1=50.0, dt=1e-3, save_dt=dt)
-    inc = ddm.increments(ddm.trajectory_segments(np.asarray(run.zs, float), dt), dt)
+    inc = ddm.data.increments(ddm.data.trajectory_segments(np.asarray(run.zs, float), dt), dt)
     flow = jax.jit(jax.vmap(fd._flow(target.f, dt, fd.FLOW_SUBSTEPS)))
     r = inc.dz1 - (np.asarray(flow(jnp.asarray(inc.z, jnp.float32)), float) - inc.z)
     C = r.T @ r / len(r)
-    moments = ddm.jacobian_moments(target.f, inc.z, jnp.float32)
+    moments = ddm.data.jacobian_moments(target.f, inc.z, jnp.float32)
     truth = 0.5 * np.eye(3)
     # measured 1.0% (sampling noise about 0.5% an entry from 80,000 pairs); plain C / 2dt: 6.8%
-    assert rel(ddm.diffusion_from_covariance(C, dt, moments), truth) < 0.025
+    assert rel(ddm.data.diffusion_from_covariance(C, dt, moments), truth) < 0.025
     assert rel(C / (2 * dt), truth) > 0.05
 
 
@@ -129,14 +129,14 @@ def test_missing_samples_and_unequal_lengths():
     data = ou_data(4, 20.0, 0.01, seed=4)
     data[0, 100:150] = np.nan
     data[1, 7, 0] = np.nan
-    segments = ddm.trajectory_segments(data, 0.01)
+    segments = ddm.data.trajectory_segments(data, 0.01)
     assert len(segments) == 6
     assert sum(len(s) for s in segments) == data.shape[0] * data.shape[1] - 51
-    inc = ddm.increments(segments, 0.01)
+    inc = ddm.data.increments(segments, 0.01)
     assert np.all(np.isfinite(inc.dz1))
     assert np.abs(inc.dz1).max() < 1.0
     ragged = [data[2], data[3, :500]]
-    assert len(ddm.trajectory_segments(ragged, 0.01)) == 2
+    assert len(ddm.data.trajectory_segments(ragged, 0.01)) == 2
 
 
 @pytest.mark.parametrize(

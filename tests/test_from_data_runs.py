@@ -32,14 +32,14 @@ def data_file(tmp_path_factory):
 
 
 def test_train_and_evaluate_a_data_run(data_file, tmp_path):
-    run = ddm.train_run(str(data_file), tmp_path / "run", dt=0.01, **TINY)
+    run = ddm.runs.train_data_run(str(data_file), tmp_path / "run", dt=0.01, **TINY)
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "model.eqx", "losses.npz", "training.json", "data.npz"} <= names
     np.testing.assert_allclose(np.diag(run.training["D"]), 0.125, rtol=0.05)
-    loaded = ddm.load_run(tmp_path / "run")
+    loaded = ddm.runs.load_run(tmp_path / "run")
     assert loaded.target.dim == 2
-    report = ddm.evaluate_run(tmp_path / "run", trajectories=32, dt=0.01)
-    assert isinstance(report, ddm.DataReport)
+    report = ddm.runs.evaluate_run(tmp_path / "run", trajectories=32, dt=0.01)
+    assert isinstance(report, ddm.runs.DataReport)
     m = report.metrics
     assert abs(m["drift_consistency"] - 1) < 0.1  # the residuals are the noise, as fitted
     assert m["diffusion_error_held_out"] < 0.1
@@ -58,13 +58,13 @@ def test_train_and_evaluate_a_data_run(data_file, tmp_path):
 )
 def test_a_failed_data_start_leaves_no_trace(data_file, tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        ddm.train_run(str(data_file), tmp_path / "run", **{**TINY, **kwargs})
+        ddm.runs.train_data_run(str(data_file), tmp_path / "run", **{**TINY, **kwargs})
     assert not (tmp_path / "run").exists()
 
 
-def test_dt_only_with_a_data_file(tmp_path):
-    with pytest.raises(ValueError, match=r"--dt only with a .npz/.npy trajectory file"):
-        ddm.train_run("vdp", tmp_path / "run", dt=0.01, **TINY)
+def test_train_run_refuses_a_trajectory_file(data_file, tmp_path):
+    with pytest.raises(ValueError, match=r"got the trajectory file .*train_data_run"):
+        ddm.runs.train_run(str(data_file), tmp_path / "run", **TINY)
     assert not (tmp_path / "run").exists()
 
 

@@ -31,7 +31,7 @@ def test_constant_input_enters_latent_drift_as_u(key):
     target = ddm.make_target("wells")
     k_net, k_z, k_u = jr.split(key, 3)
     model = _network(target, 64, key=k_net)
-    zs = ddm.sample_box(k_z, target, 32)
+    zs = ddm.simulation.sample_box(k_z, target, 32)
     u = jr.normal(k_u, (2,))
     pinv = jnp.linalg.pinv(model.Gamma)
 
@@ -71,8 +71,8 @@ def test_zero_pulse_is_bitwise_no_input(key):
     model = _network(target, 32, key=k_net)
     z0s = jnp.array([[1.0, 0.0], [0.0, 1.0]])
     kwargs = dict(t1=1.0, dt=1e-2, save_dt=0.1)
-    zero = ddm.pulse([1.0, 1.0], amplitude=0.0, onset=0.2, duration=0.5)
-    zeros = ddm.pulse([1.0, 1.0], amplitude=jnp.zeros(2), onset=0.2, duration=0.5)
+    zero = ddm.simulation.pulse([1.0, 1.0], amplitude=0.0, onset=0.2, duration=0.5)
+    zeros = ddm.simulation.pulse([1.0, 1.0], amplitude=jnp.zeros(2), onset=0.2, duration=0.5)
     for system, simulate, k in ((target, ddm.simulate_target, k_t),
                                 (model, ddm.simulate_network, k_n)):  # fmt: skip
         base = simulate(system, z0s, key=jr.clone(k), **kwargs).zs
@@ -92,7 +92,7 @@ def test_pulse_timing_across_blocks(method, key):
     is exactly the covered time, to float32 rounding of 5,000 sums.
     """
     target = _drifting()
-    u = ddm.pulses([[1.0, 2.0]], starts=0.1, durations=0.2)
+    u = ddm.simulation.pulses([[1.0, 2.0]], starts=0.1, durations=0.2)
     run = ddm.simulate_target(target, jnp.zeros(2), key=key, t1=0.5, dt=1e-4, save_dt=0.25,
                               inputs=u, method=method)  # fmt: skip
     np.testing.assert_allclose(run.zs[0], [[0, 0], [0.15, 0.3], [0.2, 0.4]], atol=2e-5)
@@ -105,12 +105,12 @@ def test_per_trajectory_schedule_matches_shared(key):
     z0s = jnp.tile(jnp.array([1.0, 0.0]), (2, 1))
     kwargs = dict(t1=0.5, dt=1e-2, save_dt=0.1)
     amplitudes = jnp.array([0.0, 2.0])
-    batched = ddm.pulse([-1.0, 1.0], amplitude=amplitudes, onset=0.1, duration=0.4)
+    batched = ddm.simulation.pulse([-1.0, 1.0], amplitude=amplitudes, onset=0.1, duration=0.4)
     for system, simulate in ((target, ddm.simulate_target), (model, ddm.simulate_network)):
         zs = simulate(system, z0s, key=jr.key(1), inputs=batched, **kwargs).zs
         refs = []
         for i, a in enumerate(amplitudes):
-            shared = ddm.pulse([-1.0, 1.0], amplitude=a, onset=0.1, duration=0.4)
+            shared = ddm.simulation.pulse([-1.0, 1.0], amplitude=a, onset=0.1, duration=0.4)
             refs.append(simulate(system, z0s, key=jr.key(1), inputs=shared, **kwargs).zs)
             np.testing.assert_allclose(zs[i], refs[-1][i], rtol=1e-6, atol=1e-6)
         # the pulse did something: the same trajectory with and without it
@@ -120,7 +120,7 @@ def test_per_trajectory_schedule_matches_shared(key):
 def test_function_input_equals_schedule(key):
     target = ddm.make_target("wells")
     kwargs = dict(t1=0.6, dt=1e-2, save_dt=0.2)
-    u = ddm.pulse([0.0, 1.0], amplitude=1.5, onset=0.2, duration=0.2)
+    u = ddm.simulation.pulse([0.0, 1.0], amplitude=1.5, onset=0.2, duration=0.2)
     f = lambda t: jnp.where((t >= 0.2) & (t < 0.4), 1.5, 0.0) * jnp.array([0.0, 1.0])
     a = ddm.simulate_target(target, target.z0, key=jr.clone(key), inputs=u, **kwargs).zs
     b = ddm.simulate_target(target, target.z0, key=jr.clone(key), inputs=f, **kwargs).zs
@@ -130,7 +130,7 @@ def test_function_input_equals_schedule(key):
 def test_moments_with_input(key):
     """`stationary_moments` runs the trajectories of `simulate_target`, input included."""
     target = _drifting()
-    u = ddm.pulse([1.0, 0.0], amplitude=jnp.array([1.0, 3.0]), duration=0.25)
+    u = ddm.simulation.pulse([1.0, 0.0], amplitude=jnp.array([1.0, 3.0]), duration=0.25)
     kwargs = dict(t1=0.5, dt=1e-2, save_dt=0.25, inputs=u)
     run = ddm.simulate_target(target, jnp.zeros((2, 2)), key=jr.clone(key), **kwargs)
     moments = ddm.stationary_moments(
@@ -147,7 +147,7 @@ def test_schedule_does_not_recompile(key):
     target = ddm.make_target("wells")
     kwargs = dict(t1=0.2, dt=1e-2)
     k1, k2 = jr.split(key)
-    u = lambda a: ddm.pulse([1.0, 0.0], amplitude=a, onset=0.05, duration=0.1)
+    u = lambda a: ddm.simulation.pulse([1.0, 0.0], amplitude=a, onset=0.05, duration=0.1)
     ddm.simulate_target(target, jnp.zeros((4, 2)), key=k1, inputs=u(jnp.ones(4)), **kwargs)
     size = cached._cache_size()
     ddm.simulate_target(target, jnp.ones((4, 2)), key=k2, inputs=u(jnp.arange(4.0)), **kwargs)
@@ -159,16 +159,16 @@ def test_input_errors(key, no_typecheck):
     z0s = jnp.zeros((3, 2))
     run = lambda u: ddm.simulate_target(target, z0s, key=jr.clone(key), t1=0.1, dt=1e-2, inputs=u)
     with pytest.raises(ValueError, match=r"Expected an input of dimension k = 2"):
-        run(ddm.pulse([1.0, 0.0, 0.0], duration=1.0))
+        run(ddm.simulation.pulse([1.0, 0.0, 0.0], duration=1.0))
     with pytest.raises(ValueError, match=r"one row per trajectory \(3\); got 2 rows"):
-        run(ddm.pulse([1.0, 0.0], amplitude=jnp.ones(2), duration=1.0))
+        run(ddm.simulation.pulse([1.0, 0.0], amplitude=jnp.ones(2), duration=1.0))
     with pytest.raises(ValueError, match=r"Expected u\(t\) to return shape \(2,\); got \(3,\)"):
         run(lambda t: jnp.zeros(3))
     with pytest.raises(TypeError, match="Expected inputs to be a Schedule or a function"):
         run(jnp.ones(2))
     with pytest.raises(ValueError, match="Expected a non-zero direction"):
-        ddm.pulse([0.0, 0.0], duration=1.0)
+        ddm.simulation.pulse([0.0, 0.0], duration=1.0)
     with pytest.raises(ValueError, match="Expected finite onsets and finite durations >= 0"):
-        ddm.pulses([[1.0, 0.0]], starts=0.0, durations=-1.0)
+        ddm.simulation.pulses([[1.0, 0.0]], starts=0.0, durations=-1.0)
     with pytest.raises(ValueError, match="Expected a finite scalar or"):
-        ddm.pulse([1.0, 0.0], amplitude=jnp.nan, duration=1.0)
+        ddm.simulation.pulse([1.0, 0.0], amplitude=jnp.nan, duration=1.0)

@@ -79,20 +79,20 @@ def test_corrupt_model_file(key, tmp_path):
     for cut in (0, 10, header_end, (header_end + len(data)) // 2, len(data) - 1):
         path = tmp_path / f"cut{cut}.ddm"
         path.write_bytes(data[:cut])
-        with pytest.raises(ddm.CorruptFileError, match=re.escape(str(path))):
+        with pytest.raises(ddm.io.CorruptFileError, match=re.escape(str(path))):
             ddm.load_model(path)
     extra = tmp_path / "extra.ddm"
     extra.write_bytes(data + b"\x00")
-    with pytest.raises(ddm.CorruptFileError, match="unexpected bytes after the model data"):
+    with pytest.raises(ddm.io.CorruptFileError, match="unexpected bytes after the model data"):
         ddm.load_model(extra)
     wrong = tmp_path / "wrong.ddm"
     header = json.loads(data[:header_end])
     wrong.write_bytes(json.dumps({**header, "format": "other/1"}).encode() + data[header_end:])
-    with pytest.raises(ddm.CorruptFileError, match="expected a ddm-jax model file"):
+    with pytest.raises(ddm.io.CorruptFileError, match="expected a ddm-jax model file"):
         ddm.load_model(wrong)
     with pytest.raises(FileNotFoundError):
         ddm.load_model(tmp_path / "missing.ddm")
-    assert issubclass(ddm.CorruptFileError, ValueError)
+    assert issubclass(ddm.io.CorruptFileError, ValueError)
 
 
 # ---------------------------------------------------------------- weights.npz
@@ -141,7 +141,9 @@ def test_weights_rebuild_the_drift(key, tmp_path):
     x = 2 * np.asarray(jr.normal(k_x, (12,)), dtype=np.float64)
     drift = (-x + w["Gamma"] @ (w["W_s"] @ np.tanh(x)) + w["b"]) / w["tau"]
     np.testing.assert_allclose(drift, model.neuron_drift(jnp.asarray(x, jnp.float32)), atol=1e-4)
-    z = np.asarray(ddm.sample_box(k_z, ddm.make_target("lorenz"), 1)[0], dtype=np.float64)
+    z = np.asarray(
+        ddm.simulation.sample_box(k_z, ddm.make_target("lorenz"), 1)[0], dtype=np.float64
+    )
     x_on = w["embed"] @ z + w["offset"]
     np.testing.assert_allclose(x_on, model.embed(jnp.asarray(z, jnp.float32)), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.linalg.pinv(w["embed"]) @ (x_on - w["offset"]), z, atol=1e-4)
@@ -155,21 +157,21 @@ def test_corrupt_weights_file(key, tmp_path):
     for cut in (0, 10, len(data) // 2, len(data) - 5):
         path = tmp_path / f"cut{cut}.npz"
         path.write_bytes(data[:cut])
-        with pytest.raises(ddm.CorruptFileError, match=re.escape(str(path))):
+        with pytest.raises(ddm.io.CorruptFileError, match=re.escape(str(path))):
             ddm.load_weights(path)
     with np.load(good) as archive:
         arrays = {name: archive[name] for name in archive.files}
     missing = tmp_path / "missing.npz"
     np.savez(missing, **{k: v for k, v in arrays.items() if k != "embed"})
-    with pytest.raises(ddm.CorruptFileError, match=re.escape("missing arrays ['embed']")):
+    with pytest.raises(ddm.io.CorruptFileError, match=re.escape("missing arrays ['embed']")):
         ddm.load_weights(missing)
     bad_shape = tmp_path / "shape.npz"
     np.savez(bad_shape, **{**arrays, "W_s": arrays["W_s"].T})
-    with pytest.raises(ddm.CorruptFileError, match=re.escape("expected W_s of shape (3, 12)")):
+    with pytest.raises(ddm.io.CorruptFileError, match=re.escape("expected W_s of shape (3, 12)")):
         ddm.load_weights(bad_shape)
     bad_noise = tmp_path / "noise.npz"
     np.savez(bad_noise, **{**arrays, "noise": arrays["noise"][:5]})
-    with pytest.raises(ddm.CorruptFileError, match=re.escape("expected noise of shape (12, m)")):
+    with pytest.raises(ddm.io.CorruptFileError, match=re.escape("expected noise of shape (12, m)")):
         ddm.load_weights(bad_noise)
     with pytest.raises(FileNotFoundError):
         ddm.load_weights(tmp_path / "absent.npz")
@@ -182,8 +184,8 @@ def test_atomic_writes_leave_no_temporary_files(key, tmp_path):
     model = _random_model(key=key)
     ddm.save_model(tmp_path / "model.ddm", model)
     ddm.export_weights(tmp_path / "weights.npz", model, "lorenz")
-    ddm.atomic_write_json(tmp_path / "sub" / "report.json", {"b": 1, "a": [1.5]})
-    ddm.atomic_write_text(tmp_path / "note.txt", "hello")
+    ddm.io.atomic_write_json(tmp_path / "sub" / "report.json", {"b": 1, "a": [1.5]})
+    ddm.io.atomic_write_text(tmp_path / "note.txt", "hello")
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
     assert files == ["model.ddm", "note.txt", "sub", "sub/report.json", "weights.npz"]
     assert json.loads((tmp_path / "sub" / "report.json").read_text()) == {"a": [1.5], "b": 1}
@@ -192,7 +194,7 @@ def test_atomic_writes_leave_no_temporary_files(key, tmp_path):
     # a write that fails half-way leaves the old file intact and no temporary behind
     target = tmp_path / "note.txt"
     with pytest.raises(TypeError):
-        ddm.atomic_write_bytes(target, "not bytes")
+        ddm.io.atomic_write_bytes(target, "not bytes")
     assert target.read_text() == "hello"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "model.ddm", "note.txt", "sub", "weights.npz",
@@ -240,8 +242,8 @@ def test_numpy_rebuild_reproduces_stationary_statistics(key, tmp_path):
     )
     pool = ddm.attractor_points(target, key=k_pool)
     model = ddm.init_network(target, 32, key=k_net)
-    state, _ = ddm.run_training(
-        ddm.init_train_state(model, config), target, key=k_train, config=config, pool=pool
+    state, _ = ddm.training.run_training(
+        ddm.training.init_train_state(model, config), target, key=k_train, config=config, pool=pool
     )
     path = tmp_path / "weights.npz"
     ddm.export_weights(path, state.model, "vdp")
@@ -250,12 +252,17 @@ def test_numpy_rebuild_reproduces_stationary_statistics(key, tmp_path):
         weights = {name: data[name] for name in data.files}
     assert str(weights["system"]) == "vdp"
     assert str(weights["activation"]) == "tanh"
-    z0s = np.asarray(ddm.sample_box(k_z_net, target, 256), dtype=np.float64)
+    z0s = np.asarray(ddm.simulation.sample_box(k_z_net, target, 256), dtype=np.float64)
     grid = dict(dt=0.01, t1=20.0, burn_in=5.0, save_every=10)
     z_net = _numpy_network(weights, z0s, seed=0, **grid).reshape(-1, 2)
 
     run = ddm.simulate_target(
-        target, ddm.sample_box(k_z_tgt, target, 256), key=k_sim, t1=20.0, dt=0.01, save_dt=0.1
+        target,
+        ddm.simulation.sample_box(k_z_tgt, target, 256),
+        key=k_sim,
+        t1=20.0,
+        dt=0.01,
+        save_dt=0.1,
     )
     first = int(round(5.0 / 0.1)) + 1  # saves strictly after the burn-in, like the NumPy run
     z_tgt = np.asarray(run.zs[:, first:], dtype=np.float64).reshape(-1, 2)

@@ -33,14 +33,14 @@ def test_drift_loss_gradient(key):
         k_net, k_w, k_z = jr.split(key, 3)
         model = ddm.init_network(target, 4, key=k_net, tau=0.7)
         model = eqx.tree_at(lambda m: m.W_s, model, jr.normal(k_w, (2, 4), jnp.float64))
-        zs = ddm.sample_box(k_z, target, 8)
+        zs = ddm.simulation.sample_box(k_z, target, 8)
         assert model.Gamma.dtype == zs.dtype == jnp.float64
         params = (model.Gamma, model.W_s, model.b)
 
         def loss(params):
             Gamma, W_s, b = params
             m = eqx.tree_at(lambda m: (m.Gamma, m.W_s, m.b), model, (Gamma, W_s, b))
-            return ddm.drift_loss(m, target, zs)
+            return ddm.training.drift_loss(m, target, zs)
 
         _check_gradient(loss, params)
         # the loss is the mean squared mismatch of SPEC section 4, written out
@@ -48,7 +48,7 @@ def test_drift_loss_gradient(key):
         pred = -vs + jnp.tanh(vs @ model.Gamma.T + model.b) @ model.W_s.T
         true = 0.7 * jax.vmap(target.f)(zs) / model.scale
         expected = jnp.mean(jnp.sum((pred - true) ** 2, axis=-1))
-        np.testing.assert_allclose(ddm.drift_loss(model, target, zs), expected, rtol=1e-12)
+        np.testing.assert_allclose(ddm.training.drift_loss(model, target, zs), expected, rtol=1e-12)
 
 
 def test_diffusion_loss_gradient(key):
@@ -58,12 +58,12 @@ def test_diffusion_loss_gradient(key):
         model = ddm.init_network(target, 4, key=k_net)
         readout = 0.5 * jr.normal(k_r, model.noise_readout.shape, jnp.float64)
         model = eqx.tree_at(lambda m: m.noise_readout, model, readout)
-        zs = ddm.sample_box(k_z, target, 8)
+        zs = ddm.simulation.sample_box(k_z, target, 8)
 
         def loss(params):
             const, readout = params
             m = eqx.tree_at(lambda m: (m.noise_const, m.noise_readout), model, params)
-            return ddm.diffusion_loss(m, target, zs)
+            return ddm.training.diffusion_loss(m, target, zs)
 
         _check_gradient(loss, (model.noise_const, model.noise_readout))
 
@@ -73,10 +73,10 @@ def test_training_reduces_ou_drift_error(key):
     k_net, k_train, k_test = jr.split(key, 3)
     model = ddm.init_network(target, 32, key=k_net)
     config = ddm.TrainConfig(steps=500, batch=256, sampler="box", chunk=500)
-    held_out = ddm.sample_box(k_test, target, 2048)
+    held_out = ddm.simulation.sample_box(k_test, target, 2048)
     before = float(ddm.drift_error(model, target, held_out))
-    state, losses = ddm.run_training(
-        ddm.init_train_state(model, config), target, key=k_train, config=config
+    state, losses = ddm.training.run_training(
+        ddm.training.init_train_state(model, config), target, key=k_train, config=config
     )
     after = float(ddm.drift_error(state.model, target, held_out))
     assert losses.shape == (500,)
@@ -99,8 +99,8 @@ def test_vdp_attractor_error(key):
         steps=1500, batch=512, lr=2e-2, sampler="mixture", attractor_fraction=0.8, chunk=1500
     )
     model = ddm.init_network(target, 32, key=k_net)
-    state, _ = ddm.run_training(
-        ddm.init_train_state(model, config), target, key=k_train, config=config, pool=pool
+    state, _ = ddm.training.run_training(
+        ddm.training.init_train_state(model, config), target, key=k_train, config=config, pool=pool
     )
     held_out = attractor_sample(target, key=k_test)
     assert float(ddm.drift_error(state.model, target, held_out)) < 0.10
@@ -119,7 +119,7 @@ def test_fit_learns_state_dependent_noise(key):
     assert result.losses.shape == (500,)
     assert result.noise_losses.shape == (1000,)
     assert result.pool is None  # the box sampler needs no attractor points
-    held_out = ddm.sample_box(k_test, target, 2048)
+    held_out = ddm.simulation.sample_box(k_test, target, 2048)
     # the same network before noise matching: constant Ghat = tau S^-1 G(c), no read-out
     untrained = eqx.tree_at(
         lambda m: (m.noise_const, m.noise_readout),
@@ -166,10 +166,10 @@ def test_fit_seeds_rejects_bad_seeds():
     config = ddm.TrainConfig(steps=20, batch=16, sampler="box", chunk=10)
     models = [ddm.init_network(target, 8, key=k) for k in jr.split(jr.key(0), 2)]
     stack = lambda *a: jnp.stack(a)
-    states = jax.tree.map(stack, *[ddm.init_train_state(m, config) for m in models])
+    states = jax.tree.map(stack, *[ddm.training.init_train_state(m, config) for m in models])
     states = eqx.tree_at(lambda s: s.step, states, jnp.array([0, 10], dtype=jnp.int32))
     with pytest.raises(ValueError, match="Expected every seed of a sweep at the same step"):
-        ddm.run_training(states, target, key=jr.split(jr.key(1), 2), config=config)
+        ddm.training.run_training(states, target, key=jr.split(jr.key(1), 2), config=config)
 
 
 class _Interrupt(Exception):
@@ -182,8 +182,8 @@ def test_resumption_is_bitwise(key):
     model = ddm.init_network(target, 16, key=k_net)
     config = ddm.TrainConfig(steps=200, batch=64, sampler="box", chunk=100)
 
-    straight, straight_losses = ddm.run_training(
-        ddm.init_train_state(model, config), target, key=jr.clone(k_train), config=config
+    straight, straight_losses = ddm.training.run_training(
+        ddm.training.init_train_state(model, config), target, key=jr.clone(k_train), config=config
     )
     assert int(straight.step) == 200
 
@@ -194,13 +194,13 @@ def test_resumption_is_bitwise(key):
         raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        ddm.run_training(
-            ddm.init_train_state(model, config), target, key=jr.clone(k_train), config=config,
-            on_chunk=interrupt,
+        ddm.training.run_training(
+            ddm.training.init_train_state(model, config), target, key=jr.clone(k_train),
+            config=config, on_chunk=interrupt,
         )  # fmt: skip
     half, first_losses = saved[0]
     assert int(half.step) == 100
-    resumed, second_losses = ddm.run_training(half, target, key=k_train, config=config)
+    resumed, second_losses = ddm.training.run_training(half, target, key=k_train, config=config)
 
     leaves_a, tree_a = jax.tree.flatten(straight)
     leaves_b, tree_b = jax.tree.flatten(resumed)
@@ -209,7 +209,7 @@ def test_resumption_is_bitwise(key):
         np.testing.assert_array_equal(a, b)  # bit for bit, optimiser state included
     np.testing.assert_array_equal(np.concatenate([first_losses, second_losses]), straight_losses)
     # training a finished state does nothing
-    again, none = ddm.run_training(resumed, target, key=jr.key(1), config=config)
+    again, none = ddm.training.run_training(resumed, target, key=jr.key(1), config=config)
     assert none.shape == (0,)
     assert int(again.step) == 200
 
@@ -242,14 +242,14 @@ def test_sampler_needs_pool(key):
         with pytest.raises(
             ValueError, match=f"Expected attractor points \\(pool\\) for sampler '{sampler}'"
         ):
-            ddm.run_training(
-                ddm.init_train_state(model, config), target, key=jr.key(1), config=config
+            ddm.training.run_training(
+                ddm.training.init_train_state(model, config), target, key=jr.key(1), config=config
             )
 
 
 def test_sample_box(key):
     target = ddm.make_target("lorenz")
-    zs = ddm.sample_box(key, target, 4096, enlarge=0.2)
+    zs = ddm.simulation.sample_box(key, target, 4096, enlarge=0.2)
     low = target.centre - 1.2 * target.scale
     high = target.centre + 1.2 * target.scale
     assert zs.shape == (4096, 3)

@@ -28,8 +28,8 @@ def _cli(*args):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    ddm.train_run("wells", root / "wells-16", **TINY)
-    ddm.train_run("vdp", root / "vdp-16", **TINY)
+    ddm.runs.train_run("wells", root / "wells-16", **TINY)
+    ddm.runs.train_run("vdp", root / "vdp-16", **TINY)
     return root
 
 
@@ -37,17 +37,17 @@ def test_every_check_comes_before_writing(runs):
     folder = runs / "wells-16"
     before = _snapshot(folder)
     with pytest.raises(ValueError, match=r"Expected trials to be an integer >= 1; got 0"):
-        ddm.memory_run(folder, **{**SMALL, "trials": 0})
+        ddm.runs.memory_run(folder, **{**SMALL, "trials": 0})
     with pytest.raises(ValueError, match=r"Expected dt > 0 and 0 <= burn_in < time"):
-        ddm.memory_run(folder, **{**SMALL, "burn_in": 5.0})
+        ddm.runs.memory_run(folder, **{**SMALL, "burn_in": 5.0})
     with pytest.raises(ValueError, match="Expected finite values for time; got nan"):
-        ddm.memory_run(folder, **{**SMALL, "time": float("nan")})
+        ddm.runs.memory_run(folder, **{**SMALL, "time": float("nan")})
     with pytest.raises(ValueError, match="Expected seed to be an integer >= 0; got -1"):
-        ddm.memory_run(folder, **{**SMALL, "seed": -1})
-    with pytest.raises(ddm.RunError, match="holds a 'vdp' run; the memory experiments need"):
-        ddm.memory_run(runs / "vdp-16", **SMALL)
-    with pytest.raises(ddm.RunError, match="is not a ddm-jax run folder"):
-        ddm.memory_run(runs / "missing", **SMALL)
+        ddm.runs.memory_run(folder, **{**SMALL, "seed": -1})
+    with pytest.raises(ddm.runs.RunError, match="holds a 'vdp' run; the memory experiments need"):
+        ddm.runs.memory_run(runs / "vdp-16", **SMALL)
+    with pytest.raises(ddm.runs.RunError, match="is not a ddm-jax run folder"):
+        ddm.runs.memory_run(runs / "missing", **SMALL)
     assert _snapshot(folder) == before
 
 
@@ -73,5 +73,5 @@ def test_cli_failed_start_then_corrected_command(runs):
     assert stored["settings"] == {**SMALL, "seed": 0}
     assert set(stored["cycling"]) == {"target", "network"}
     assert len(stored["switching"]["network"]["x"]) == 7
-    for name in ddm.MEMORY_FIGURES:
+    for name in ddm.runs.MEMORY_FIGURES:
         assert (folder / "figures" / f"{name}.png").stat().st_size > 1000

@@ -64,7 +64,7 @@ def test_embed_readout_round_trip(key):
     target = ddm.make_target("lorenz")
     k_net, k_z, k_perp = jr.split(key, 3)
     model = _random_network(target, 40, key=k_net)
-    zs = ddm.sample_box(k_z, target, 16)
+    zs = ddm.simulation.sample_box(k_z, target, 16)
     xs = jax.vmap(model.embed)(zs)
     np.testing.assert_allclose(jax.vmap(model.readout)(xs), zs, rtol=1e-5, atol=1e-4)
     # embed is the affine map x = E z + e of SPEC section 3
@@ -87,7 +87,7 @@ def test_target_drift_coordinates(key):
         target = ddm.make_target("lorenz")
         k_net, k_z = jr.split(key)
         model = _random_network(target, 32, key=k_net)
-        zs = ddm.sample_box(k_z, target, 8)
+        zs = ddm.simulation.sample_box(k_z, target, 8)
         vs = (zs - model.centre) / model.scale
         expected = model.scale * jax.vmap(model.latent_drift)(vs)
         np.testing.assert_allclose(jax.vmap(model.target_drift)(zs), expected, rtol=1e-13)
@@ -104,7 +104,7 @@ def test_input_enters_target_coordinates(key):
         target = ddm.make_target("vdp")
         k_net, k_z = jr.split(key)
         model = _random_network(target, 32, key=k_net, tau=0.6)
-        z = ddm.sample_box(k_z, target, 1)[0]
+        z = ddm.simulation.sample_box(k_z, target, 1)[0]
         u = jnp.array([0.3, -1.2])
         x = model.embed(z)
         du = model.neuron_drift(x, u) - model.neuron_drift(x)
@@ -213,14 +213,14 @@ def test_check_init_shapes(key):
 def test_private_noise_drift_bias(key):
     target = ddm.make_target("vdp")
     k_net, k_z, *k_bias = jr.split(key, 7)
-    zs = ddm.sample_box(k_z, target, 64)
+    zs = ddm.simulation.sample_box(k_z, target, 64)
     base = _random_network(target, 32, key=k_net, tau=1.0)
     sigmas = (0.0, 0.1, 0.2, 0.4, 1.0)
     bias = []
     for sigma, k_b in zip(sigmas, k_bias, strict=False):
         # the same weights for every sigma, only the private noise changes
         model = eqx.tree_at(lambda m: m.private_noise, base, jnp.asarray(sigma, jnp.float32))
-        bias.append(float(ddm.private_noise_drift_bias(model, zs, key=k_b)))
+        bias.append(float(ddm.network.private_noise_drift_bias(model, zs, key=k_b)))
     # sigma = 0: no bias, up to float32 rounding of the Monte Carlo mean
     assert bias[0] < 1e-6
     assert all(b1 > b0 for b0, b1 in zip(bias, bias[1:], strict=False))

@@ -34,7 +34,7 @@ def _tiny(system, key):
     target = ddm.make_target(system)
     k_net, k_z0, k_sim, k_net_sim = jr.split(key, 4)
     model = ddm.init_network(target, 16, key=k_net)
-    z0s = ddm.sample_box(k_z0, target, 3)
+    z0s = ddm.simulation.sample_box(k_z0, target, 3)
     ref = ddm.simulate_target(target, z0s, key=k_sim, t1=1.0, dt=1e-2)
     net = ddm.simulate_network(model, z0s, key=k_net_sim, t1=1.0, dt=1e-2, keep_neurons=True)
     return target, model, ref, net
@@ -47,18 +47,18 @@ def test_every_figure_renders_labelled_and_not_blank(system, key, tmp_path):
     samples_n = np.asarray(net.zs).reshape(-1, target.dim)
     losses = np.exp(-np.linspace(0, 5, 300)) * (1 + 0.1 * np.sin(np.arange(300)))
     figures = {
-        "latent": ddm.plot_trajectories(ref.zs, net.zs, system=system, title=system),
-        "neurons": ddm.plot_neurons(net.ts, net.xs[0, :, :5]),
-        "drift_field": ddm.plot_drift_field(target, model, samples=samples_t),
-        "loss": ddm.plot_losses(losses, losses[:100]),
-        "marginals": ddm.plot_marginals(samples_t, samples_n, system=system),
-        "residual": ddm.plot_residual(
-            net.ts, ddm.residual_trace(model, net.xs), dt=1e-2, dtype="float32"
+        "latent": ddm.plotting.plot_trajectories(ref.zs, net.zs, system=system, title=system),
+        "neurons": ddm.plotting.plot_neurons(net.ts, net.xs[0, :, :5]),
+        "drift_field": ddm.plotting.plot_drift_field(target, model, samples=samples_t),
+        "loss": ddm.plotting.plot_losses(losses, losses[:100]),
+        "marginals": ddm.plotting.plot_marginals(samples_t, samples_n, system=system),
+        "residual": ddm.plotting.plot_residual(
+            net.ts, ddm.runs.residual_trace(model, net.xs), dt=1e-2, dtype="float32"
         ),
     }
     for name, fig in figures.items():
         assert_labelled(fig)
-        ddm.save_figure(fig, tmp_path / f"{name}.png")
+        ddm.plotting.save_figure(fig, tmp_path / f"{name}.png")
         assert_not_blank(tmp_path / f"{name}.png")
     if system == "lorenz":
         assert figures["latent"].axes[0].name == "3d"
@@ -75,11 +75,11 @@ def test_one_dimensional_target(tmp_path):
     model = ddm.init_network(target, 8, key=jr.key(3))
     zs = np.cumsum(np.random.default_rng(0).normal(size=(2, 50, 1)), axis=1)
     for name, fig in {
-        "drift": ddm.plot_drift_field(target, model),
-        "latent": ddm.plot_trajectories(zs, zs, ts=np.arange(50) * 0.1),
+        "drift": ddm.plotting.plot_drift_field(target, model),
+        "latent": ddm.plotting.plot_trajectories(zs, zs, ts=np.arange(50) * 0.1),
     }.items():
         assert_labelled(fig)
-        ddm.save_figure(fig, tmp_path / f"{name}.png")
+        ddm.plotting.save_figure(fig, tmp_path / f"{name}.png")
         assert_not_blank(tmp_path / f"{name}.png")
 
 
@@ -87,9 +87,9 @@ def test_residual_trace_is_zero_on_the_subspace_and_not_off_it(key):
     target = ddm.make_target("vdp")
     model = ddm.init_network(target, 16, key=key)
     on = np.asarray(jnp.stack([model.embed(z) for z in jnp.asarray([[1.0, 2.0], [0.0, -1.0]])]))
-    assert np.max(ddm.residual_trace(model, on[None])) < 1e-6
+    assert np.max(ddm.runs.residual_trace(model, on[None])) < 1e-6
     off = on + np.eye(16)[:2]  # a unit kick along two neuron axes leaves span(Gamma)
-    assert np.min(ddm.residual_trace(model, off[None])) > 1e-2
+    assert np.min(ddm.runs.residual_trace(model, off[None])) > 1e-2
 
 
 def test_importing_the_package_leaves_matplotlib_alone():
@@ -98,7 +98,7 @@ def test_importing_the_package_leaves_matplotlib_alone():
         "import sys, ddm_jax\n"
         "print(sorted(m for m in ('matplotlib', 'ddm_jax.runs', 'ddm_jax.plotting') "
         "if m in sys.modules))\n"
-        "print('evaluate_run' in dir(ddm_jax), callable(ddm_jax.plot_census))\n"
+        "print('runs' in dir(ddm_jax), callable(ddm_jax.plotting.plot_census))\n"
         "print('matplotlib.pyplot' in sys.modules, 'matplotlib' in sys.modules)\n"
         "try:\n    ddm_jax.no_such_name\nexcept AttributeError as e:\n    print(e)\n"
     )

@@ -32,7 +32,7 @@ def snapshot(path: Path) -> dict[str, bytes] | None:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     path = tmp_path_factory.mktemp("runs") / "vdp"
-    ddm.train_run("vdp", path, **SMALL)
+    ddm.runs.train_run("vdp", path, **SMALL)
     return path
 
 
@@ -71,14 +71,14 @@ def test_cli_typo_in_neurons_leaves_no_folder_and_the_fix_succeeds(tmp_path):
 def test_train_with_a_bad_setting_writes_nothing(tmp_path, bad, match):
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=match):
-        ddm.train_run("vdp", out, **{**SMALL, **bad})
+        ddm.runs.train_run("vdp", out, **{**SMALL, **bad})
     assert not out.exists()
 
 
 def test_failed_overwrite_keeps_the_old_run(finished, tmp_path):
     before = snapshot(finished)
     with pytest.raises(ValueError, match="Expected the number of neurons"):
-        ddm.train_run("vdp", finished, overwrite=True, **{**SMALL, "neurons": -3})
+        ddm.runs.train_run("vdp", finished, overwrite=True, **{**SMALL, "neurons": -3})
     assert snapshot(finished) == before
 
 
@@ -90,34 +90,34 @@ def test_target_file_with_non_finite_drift_writes_nothing(tmp_path):
         "                            box=([-1.0, -1.0], [1.0, 1.0]))\n"
     )
     out = tmp_path / "run"
-    with pytest.raises(ddm.RunError, match="Expected the target's drift f to be finite at z0"):
-        ddm.train_run(f"{file}:target", out, **SMALL)
+    with pytest.raises(ddm.runs.RunError, match="Expected the target's drift f to be finite at z0"):
+        ddm.runs.train_run(f"{file}:target", out, **SMALL)
     assert not out.exists()
 
 
 def test_train_then_fix_without_overwrite(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ValueError, match="Expected a finite time constant"):
-        ddm.train_run("vdp", out, **{**SMALL, "tau": -1.0})
-    run = ddm.train_run("vdp", out, **SMALL)  # no --overwrite needed
+        ddm.runs.train_run("vdp", out, **{**SMALL, "tau": -1.0})
+    run = ddm.runs.train_run("vdp", out, **SMALL)  # no --overwrite needed
     assert run.model.n == 16
 
 
 COMMANDS = {
-    "simulate": (ddm.simulate_run, dict(solver="rk4"), "Expected solver in",
+    "simulate": (ddm.runs.simulate_run, dict(solver="rk4"), "Expected solver in",
                  dict(trajectories=2, time=0.5, save_dt=0.1), "simulation.npz"),
-    "simulate_grid": (ddm.simulate_run, dict(time=0.5, save_dt=1.0), "at least one state",
+    "simulate_grid": (ddm.runs.simulate_run, dict(time=0.5, save_dt=1.0), "at least one state",
                       dict(trajectories=2, time=0.5, save_dt=0.1), "simulation.npz"),
-    "evaluate": (ddm.evaluate_run, dict(null_pairs=0), "Expected null_pairs to be an integer",
+    "evaluate": (ddm.runs.evaluate_run, dict(null_pairs=0), "Expected null_pairs to be an integer",
                  dict(trajectories=4, time=1.0, burn_in=0.5, null_pairs=1, save_dt=0.1),
                  "metrics.json"),
-    "evaluate_display": (ddm.evaluate_run, dict(display_trajectories=0),
+    "evaluate_display": (ddm.runs.evaluate_run, dict(display_trajectories=0),
                          "Expected display_trajectories to be an integer",
                          dict(trajectories=4, time=1.0, burn_in=0.5, null_pairs=1, save_dt=0.1,
                               figures=False), "report.md"),
-    "moments": (ddm.moments_run, dict(dt=float("nan")), "Expected finite values for dt",
+    "moments": (ddm.runs.moments_run, dict(dt=float("nan")), "Expected finite values for dt",
                 dict(trajectories=2, time=1.0, burn_in=0.5), "moments.json"),
-    "export": (ddm.export_run, dict(format="onnx"), "Expected format in", {}, "weights.npz"),
+    "export": (ddm.runs.export_run, dict(format="onnx"), "Expected format in", {}, "weights.npz"),
 }  # fmt: skip
 
 
@@ -135,8 +135,13 @@ def test_every_command_fails_before_writing_and_the_fix_succeeds(finished, comma
 def test_commands_on_a_folder_without_a_model_write_nothing(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    for fn in (ddm.simulate_run, ddm.evaluate_run, ddm.moments_run, ddm.export_run):
-        with pytest.raises(ddm.RunError, match="is not a ddm-jax run folder"):
+    for fn in (
+        ddm.runs.simulate_run,
+        ddm.runs.evaluate_run,
+        ddm.runs.moments_run,
+        ddm.runs.export_run,
+    ):
+        with pytest.raises(ddm.runs.RunError, match="is not a ddm-jax run folder"):
             fn(empty)
     assert snapshot(empty) == {}
 
@@ -188,13 +193,13 @@ def test_fit_and_fidelity_on_a_target_whose_box_escapes():
 
 def test_overwrite_clears_what_every_command_wrote(tmp_path):
     out = tmp_path / "run"
-    ddm.train_run("vdp", out, **SMALL)
+    ddm.runs.train_run("vdp", out, **SMALL)
     (out / "figures").mkdir(exist_ok=True)
     written = ["analysis.json", "memory.json", "moments.json", "figures/epr.png",
                "figures/memory_recall.png", "figures/latent.png"]  # fmt: skip
     for name in written:
         (out / name).write_text("from the old run")
     (out / "notes.txt").write_text("the user's own")
-    ddm.train_run("vdp", out, overwrite=True, **SMALL)
+    ddm.runs.train_run("vdp", out, overwrite=True, **SMALL)
     assert not [name for name in written if (out / name).exists()]
     assert (out / "notes.txt").read_text() == "the user's own"  # only ddm-jax's own files go

@@ -17,7 +17,7 @@ SCRIPT = """
 import json, jax, jax.random as jr, numpy as np, ddm_jax as ddm
 target = ddm.make_target("lorenz")
 model = ddm.init_network(target, 32, key=jr.key(0))
-z0s = ddm.sample_box(jr.key(1), target, 8)
+z0s = ddm.simulation.sample_box(jr.key(1), target, 8)
 grid = dict(t1=0.5, dt=1e-3, save_dt=0.1)
 out = {"devices": jax.device_count()}
 for method in ("scan", "diffeqsolve"):

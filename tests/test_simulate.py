@@ -54,7 +54,7 @@ def test_network_stays_on_manifold(key):
     target = ddm.make_target("vdp")
     k_net, k_z, k_sim = jr.split(key, 3)
     model = _random_network(target, 32, key=k_net)
-    z0s = ddm.sample_box(k_z, target, 16)
+    z0s = ddm.simulation.sample_box(k_z, target, 16)
     run = ddm.simulate_network(
         model, z0s, key=k_sim, t1=2.0, dt=1e-3, save_dt=0.05, keep_neurons=True
     )
@@ -65,7 +65,7 @@ def test_network_stays_on_manifold(key):
     assert run.residual < 1e-5
     assert run.residual_max < 1e-4
     # the library's residual agrees with one computed from the neuron states
-    assert float(ddm.off_subspace_residual(model, run.xs)) < 1e-4
+    assert float(ddm.network.off_subspace_residual(model, run.xs)) < 1e-4
     # the read-out is the least-squares inverse of the embedding, and starts at z0
     np.testing.assert_allclose(run.zs[:, 0], z0s, rtol=1e-5, atol=1e-5)
     readout = (run.xs[:, -1] - model.offset) @ jnp.linalg.pinv(model.embed_matrix).T
@@ -88,7 +88,7 @@ def test_scan_and_diffeqsolve_agree(key):
     target = ddm.make_target("vdp")
     k_net, k_z, k_sim, k_tgt = jr.split(key, 4)
     model = _random_network(target, 32, key=k_net)
-    z0s = ddm.sample_box(k_z, target, 4)
+    z0s = ddm.simulation.sample_box(k_z, target, 4)
     kwargs = dict(t1=1.0, dt=1e-2, save_dt=0.1)
     # the same key on purpose (jr.clone marks the reuse as intended): the same increments
     scan = ddm.simulate_network(model, z0s, key=jr.clone(k_sim), **kwargs)
@@ -117,7 +117,7 @@ def test_fused_and_product_updates_agree(key, monkeypatch):
     target = ddm.make_target("lorenz")
     k_net, k_z, k_sim = jr.split(key, 3)
     model = _random_network(target, 64, key=k_net)
-    x0s = jax.vmap(model.embed)(ddm.sample_box(k_z, target, 8))
+    x0s = jax.vmap(model.embed)(ddm.simulation.sample_box(k_z, target, 8))
     keys = jr.split(k_sim, 8)
     fused = _network_sde.network_sde(model, batch=8)
     monkeypatch.setenv("DDM_JAX_UPDATE", "product")
@@ -152,7 +152,7 @@ def test_stationary_moments_match_stored_states(key):
     target = ddm.make_target("lorenz")
     k_net, k_z, k_sim, k_tgt = jr.split(key, 4)
     model = _random_network(target, 32, key=k_net)
-    z0s = ddm.sample_box(k_z, target, 8)
+    z0s = ddm.simulation.sample_box(k_z, target, 8)
     grid = dict(t1=2.0, dt=1e-3, save_dt=0.05)
     for system, k in ((model, k_sim), (target, k_tgt)):
         run = (ddm.simulate_network if system is model else ddm.simulate_target)(
@@ -182,7 +182,9 @@ def test_stationary_moments_of_ou(key):
     target = ddm.make_target("ou")
     B = np.asarray(target.args["B"], dtype=np.float64)
     G = np.asarray(target.args["noise"], dtype=np.float64)
-    exact = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(G @ G.T / 2)))
+    exact = np.asarray(
+        ddm.targets.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(G @ G.T / 2))
+    )
     dt, t1, burn_in, trajectories = 5e-3, 400.0, 10.0, 64
     moments = ddm.stationary_moments(target, jnp.zeros((trajectories, 2)), key=key, t1=t1,
                                      burn_in=burn_in, dt=dt, save_dt=0.1)  # fmt: skip
@@ -255,7 +257,7 @@ def test_long_runs_keep_exact_steps(key):
         np.testing.assert_allclose(np.hypot(*z), (1 + dt**2) ** (steps / 2), rtol=1e-2)
 
 
-@pytest.mark.parametrize("solver", sorted(ddm.SOLVERS))
+@pytest.mark.parametrize("solver", sorted(ddm.simulation.SOLVERS))
 def test_solver_convergence_without_noise(solver, key):
     """Noiseless VdP from two states to t = 2 against a float64 RK4 reference."""
     target = ddm.make_target("vdp", noise=0.0)
@@ -277,7 +279,7 @@ def test_solver_convergence_without_noise(solver, key):
     np.testing.assert_allclose(finals[1], euler.zs[:, -1], atol=5 * 0.01)
 
 
-@pytest.mark.parametrize("solver", sorted(ddm.SOLVERS))
+@pytest.mark.parametrize("solver", sorted(ddm.simulation.SOLVERS))
 def test_network_solvers_agree_without_noise(solver, key):
     target = ddm.make_target("vdp", noise=0.0)
     k_net, k_ref, k_a = jr.split(key, 3)
@@ -296,7 +298,7 @@ def test_network_solvers_agree_without_noise(solver, key):
 def test_stratonovich_solver_rejected_for_state_dependent_noise(key):
     target = multiplicative_ou()
     k_net, k_a, k_b, k_c = jr.split(key, 4)
-    for solver in sorted(set(ddm.SOLVERS) - {"euler"}):
+    for solver in sorted(set(ddm.simulation.SOLVERS) - {"euler"}):
         with pytest.raises(ValueError, match=f"Expected an Ito solver .* got '{solver}'"):
             ddm.simulate_target(target, target.z0, key=k_a, t1=1.0, dt=0.1, solver=solver)
     model = ddm.init_network(target, 8, key=k_net)
@@ -310,7 +312,9 @@ def test_stratonovich_solver_rejected_for_state_dependent_noise(key):
 
 def test_unknown_solver_and_bad_grid(key):
     target = ddm.make_target("vdp")
-    with pytest.raises(ValueError, match=re.escape(f"Expected solver in {sorted(ddm.SOLVERS)}")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"Expected solver in {sorted(ddm.simulation.SOLVERS)}")
+    ):
         ddm.simulate_target(target, target.z0, key=key, t1=1.0, solver="rk4")
     with pytest.raises(ValueError, match="step dt > 0; got t1=1.0, dt=0.0"):
         ddm.simulate_target(target, target.z0, key=key, t1=1.0, dt=0.0)
@@ -497,7 +501,7 @@ def test_one_compiled_call_computes_what_the_pieces_compute(key):
     target = ddm.make_target("lorenz")
     k_net, k_z, k_sim = jr.split(key, 3)
     model = _random_network(target, 48, key=k_net)
-    z0s = ddm.sample_box(k_z, target, 8)
+    z0s = ddm.simulation.sample_box(k_z, target, 8)
     run = ddm.simulate_network(
         model, z0s, key=jr.clone(k_sim), t1=0.1, dt=1e-3, save_dt=0.02, keep_neurons=True
     )
@@ -520,7 +524,7 @@ def test_one_compiled_call_for_a_target_computes_what_the_pieces_compute(key):
     run apart, bitwise, with and without a shared input; its moments equal the stored run's."""
     target = ddm.make_target("lorenz")
     k_z, k_sim = jr.split(key)
-    z0s = ddm.sample_box(k_z, target, 6)
+    z0s = ddm.simulation.sample_box(k_z, target, 6)
     keys = jr.split(k_sim, 6)
     sde = _simulate.target_sde(target)
     u = lambda t: jnp.array([1.0, 0.0, -1.0]) * jnp.sin(t)

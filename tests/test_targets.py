@@ -22,7 +22,7 @@ def test_shapes_and_metadata(name, key):
     k, m = target.dim, target.noise_dim
     assert target.box_low.shape == target.box_high.shape == target.z0.shape == (k,)
     assert bool(jnp.all(target.box_low < target.box_high))
-    z = ddm.sample_box(key, target, 1)[0]
+    z = ddm.simulation.sample_box(key, target, 1)[0]
     assert target.f(z).shape == (k,)
     assert target.g(z).shape == (k, m)
     # the diffrax-style signature with explicit t and args gives the same
@@ -34,7 +34,7 @@ def test_shapes_and_metadata(name, key):
 @pytest.mark.parametrize("name", NAMES)
 def test_jit_matches_no_jit(name, key):
     target = ddm.make_target(name)
-    z = ddm.sample_box(key, target, 1)[0]
+    z = ddm.simulation.sample_box(key, target, 1)[0]
     # the pure functions with args as a traced PyTree, and the Module as a jit argument;
     # XLA may fuse differently under jit: equal up to float32 rounding
     f_jit = jax.jit(target.drift)(0.0, z, target.args)
@@ -48,7 +48,7 @@ def test_jit_matches_no_jit(name, key):
 @pytest.mark.parametrize("name", NAMES)
 def test_vmap_matches_loop(name, key):
     target = ddm.make_target(name)
-    zs = ddm.sample_box(key, target, 5, enlarge=0.2)
+    zs = ddm.simulation.sample_box(key, target, 5, enlarge=0.2)
     f_loop = jnp.stack([target.f(z) for z in zs])
     g_loop = jnp.stack([target.g(z) for z in zs])
     np.testing.assert_allclose(jax.vmap(target.f)(zs), f_loop, rtol=1e-5, atol=1e-6)
@@ -58,7 +58,7 @@ def test_vmap_matches_loop(name, key):
 @pytest.mark.usefixtures("no_typecheck")
 @pytest.mark.parametrize("name", NAMES)
 def test_nonfinite_parameter_raises(name):
-    for param, default in ddm.system_defaults(name).items():
+    for param, default in ddm.targets.system_defaults(name).items():
         if isinstance(default, int):
             continue  # an int cannot be nan
         bad = np.full(np.shape(default), np.nan)
@@ -78,7 +78,7 @@ def test_paper_sizes_and_default_noise():
     for name in ("wells", "cycling_wells", "rotating_wells"):
         g = ddm.make_target(name, temperature=0.2).g(z)
         np.testing.assert_allclose(g, np.sqrt(0.4) * np.eye(2), rtol=1e-6)
-    assert ddm.system_defaults("vdp") == {"mu": 1.0, "noise": 0.3}
+    assert ddm.targets.system_defaults("vdp") == {"mu": 1.0, "noise": 0.3}
 
 
 def test_exact_drifts():
@@ -110,7 +110,7 @@ def test_wells_drift_structure(key):
         "cycling_wells": lambda t, z: jnp.linalg.solve(jnp.eye(2) + alpha * J, t.f(z)),
         "rotating_wells": lambda t, z: t.f(z) - alpha * J @ z,
     }
-    zs = ddm.sample_box(key, ddm.make_target("wells"), 8)
+    zs = ddm.simulation.sample_box(key, ddm.make_target("wells"), 8)
     for name, part in grad_part.items():
         params = {} if name == "wells" else {"alpha": alpha}
         target = ddm.make_target(name, **params)
@@ -141,7 +141,7 @@ def test_unknown_name_lists_known_names():
         assert repr(name) in str(info.value)
     assert "'duffing'" in str(info.value)
     with pytest.raises(ValueError, match="Expected a system name in"):
-        ddm.system_defaults("duffing")
+        ddm.targets.system_defaults("duffing")
 
 
 def test_unknown_parameter():
@@ -220,7 +220,7 @@ def test_ou_stationary_covariance_exact():
         B = jnp.array([[1.0, 2.0], [-0.5, 1.0]])  # non-normal, eigenvalues 1 +- i
         G = jnp.array([[0.5, 0.0, 0.1], [0.2, 0.4, 0.0]])
         D = G @ G.T / 2
-        S = ddm.ou_stationary_covariance(B, D)
+        S = ddm.targets.ou_stationary_covariance(B, D)
         assert S.dtype == jnp.float64
         np.testing.assert_allclose(B @ S + S @ B.T, 2 * D, rtol=0, atol=1e-14)
         np.testing.assert_array_equal(S, S.T)
@@ -228,7 +228,7 @@ def test_ou_stationary_covariance_exact():
         # a 3-d case against the integral  S = int_0^inf e^{-Bt} 2D e^{-B^T t} dt  (numpy)
         B3 = np.array([[2.0, 1.0, 0.0], [-1.0, 1.0, 0.5], [0.0, -0.5, 1.5]])
         D3 = np.diag([0.1, 0.2, 0.3])
-        S3 = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B3), jnp.asarray(D3)))
+        S3 = np.asarray(ddm.targets.ou_stationary_covariance(jnp.asarray(B3), jnp.asarray(D3)))
         np.testing.assert_allclose(B3 @ S3 + S3 @ B3.T, 2 * D3, atol=1e-14)
         np.testing.assert_allclose(S3, _lyapunov_integral(B3, D3), atol=1e-13)
 
@@ -255,7 +255,9 @@ def test_ou_empirical_covariance(key):
     samples = np.asarray(run.zs[:, -1], dtype=np.float64)
     G = np.asarray(target.g(target.z0), dtype=np.float64)
     B = np.asarray(target.args["B"], dtype=np.float64)
-    exact = np.asarray(ddm.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(G @ G.T / 2)))
+    exact = np.asarray(
+        ddm.targets.ou_stationary_covariance(jnp.asarray(B), jnp.asarray(G @ G.T / 2))
+    )
     empirical = np.cov(samples.T)
     se = cov_standard_error(exact, num)
     euler_bias = 5e-3 * np.abs(B @ exact @ B.T) / 2

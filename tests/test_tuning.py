@@ -85,7 +85,7 @@ def test_forced_forms_and_a_bad_setting(monkeypatch):
 def test_simulate_network_runs_the_chosen_form(measured, monkeypatch, key):
     """The plan carries the measured choice, and the ensemble is the forced form's, bitwise."""
     model = _model(32)
-    z0s = ddm.sample_box(key, ddm.make_target("lorenz"), 8)
+    z0s = ddm.simulation.sample_box(key, ddm.make_target("lorenz"), 8)
     sim = dict(t1=0.05, dt=1e-3, save_dt=0.01)
     for choice in (True, False):
         monkeypatch.setattr(_tuning, "_chosen", {})
@@ -101,7 +101,7 @@ def test_simulate_network_runs_the_chosen_form(measured, monkeypatch, key):
 def test_the_probe_times_the_same_update_as_the_ensemble(key):
     """`_update_steps` is the ensemble's Euler update without the noise draws: same numbers."""
     model = _model(32)
-    x0s = jax.vmap(model.embed)(ddm.sample_box(key, ddm.make_target("lorenz"), 4))
+    x0s = jax.vmap(model.embed)(ddm.simulation.sample_box(key, ddm.make_target("lorenz"), 4))
     dws = 0.03 * jr.normal(jr.key(2), (4, 7, model.m))
     subspace = _network_sde._subspace(model.Gamma)
     for fused in (True, False):

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._custom_types import LatentVec, NeuronVec
-from ..network._network import LowRankRNN
+from ..network import LowRankRNN
 
 
 def _log_cosh(x):

@@ -17,9 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..network._network import LowRankRNN
-from ..targets._systems import ou_stationary_covariance
-from ..targets._targets import Target
+from ..network import LowRankRNN
+from ..targets import Target, ou_stationary_covariance
 
 Z95 = 1.959964  # two-sided 95% normal quantile
 

@@ -39,7 +39,7 @@ import scipy.optimize
 from jaxtyping import Array, Float
 
 from .._custom_types import LatentVec
-from ..network._network import LowRankRNN
+from ..network import LowRankRNN
 from ._fokker_planck import stationary_density, total_variation, whitened_box
 from ._irreversibility import diffusion_matrix
 

@@ -21,7 +21,7 @@ def analyze(
 ):
     """Energy, entropy production and subspace recovery: analysis.json and figures/."""
     with errors():
-        out = ddm.analyze_run(
+        out = ddm.runs.analyze_run(
             run, trajectories=trajectories, time=time_, burn_in=burn_in, dt=dt, cells=cells,
             seed=seed, figures=figures,
         )  # fmt: skip

@@ -9,7 +9,7 @@ import jax
 import typer
 from rich.console import Console
 
-from ..simulation._tuning import cache_dir
+from ..simulation import cache_dir
 
 app = typer.Typer(
     add_completion=False,

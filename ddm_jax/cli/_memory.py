@@ -24,7 +24,7 @@ def memory(
 ):
     """Memory experiments, network beside target: memory.json and figures/memory_*.png."""
     with errors():
-        out = ddm.memory_run(
+        out = ddm.runs.memory_run(
             run, trials=trials, trajectories=trajectories, time=time_, burn_in=burn_in, dt=dt,
             seed=seed, figures=figures,
         )  # fmt: skip

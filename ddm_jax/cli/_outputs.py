@@ -22,7 +22,7 @@ def simulate(
 ):
     """Simulate the network (full n-neuron SDE) and the target side by side: simulation.npz."""
     with errors():
-        out = ddm.simulate_run(
+        out = ddm.runs.simulate_run(
             run, trajectories=trajectories, time=time_, dt=dt, save_dt=save_dt, solver=solver,
             seed=seed, weights=weights,
         )  # fmt: skip
@@ -52,13 +52,13 @@ def evaluate(
 ):
     """Measure fidelity to the target: metrics.json, report.md and figures/."""
     with errors():
-        report = ddm.evaluate_run(
+        report = ddm.runs.evaluate_run(
             run, trajectories=trajectories, time=time_, burn_in=burn_in, dt=dt,
             save_dt=save_dt, null_pairs=null_pairs, solver=solver, seed=seed, figures=figures,
             census=census,
         )  # fmt: skip
     typer.echo(report.to_markdown())
-    drawn = figures and not isinstance(report, ddm.DataReport)  # data runs draw none
+    drawn = figures and not isinstance(report, ddm.runs.DataReport)  # data runs draw none
     written = "metrics.json, report.md" + (", figures/*.png" if drawn else "")
     typer.echo(f"wrote {written} in {run}")
 
@@ -75,7 +75,7 @@ def moments(
 ):
     """Long-run mean and covariance of network and target, in constant memory: moments.json."""
     with errors():
-        out = ddm.moments_run(
+        out = ddm.runs.moments_run(
             run, trajectories=trajectories, time=time_, burn_in=burn_in, dt=dt,
             save_dt=save_dt, solver=solver, seed=seed,
         )  # fmt: skip
@@ -94,14 +94,14 @@ def export(
 ):
     """Export the trained network: weights.npz (plain NumPy arrays, SPEC section 10)."""
     with errors():
-        file = ddm.export_run(run, format=format_)
+        file = ddm.runs.export_run(run, format=format_)
     typer.echo(f"wrote {file}")
 
 
 def info(run: RunArg):
     """Show what a run folder holds, checking that every file in it is readable."""
     with errors():
-        status = ddm.run_status(run)
+        status = ddm.runs.run_status(run)
     for key, value in status.items():
         text = ", ".join(value) if isinstance(value, list) else value
         typer.echo(f"{key:>14}: {text}")

@@ -31,7 +31,7 @@ def systems():
         table.add_column(column)
     for name in ddm.SYSTEMS:
         target = ddm.make_target(name)
-        params = ddm.system_defaults(name)
+        params = ddm.targets.system_defaults(name)
         noise = params.pop("noise", None)
         g = np.asarray(target.g(target.centre))
         noise_text = _noise_text(g) + ("" if target.additive else " (state-dependent)")

@@ -47,7 +47,7 @@ class _ProgressView:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
-    def __call__(self, p: "ddm.TrainProgress"):
+    def __call__(self, p: "ddm.runs.TrainProgress"):
         self.reports += 1
         if p.census is not None:  # the remedy's census: one line each, as it is made
             line = _census_line(p.census)
@@ -112,8 +112,8 @@ def _interrupt_message(out: Path | None, system: str) -> str:
     if out is None or not (out / "checkpoint.eqx").is_file():
         return "interrupted before the first checkpoint; start again (nothing to resume)."
     try:
-        header = ddm.read_checkpoint_header(out / "checkpoint.eqx")
-    except ddm.CorruptFileError as err:  # cannot happen with atomic writes, but say so
+        header = ddm.runs.read_checkpoint_header(out / "checkpoint.eqx")
+    except ddm.io.CorruptFileError as err:  # cannot happen with atomic writes, but say so
         return f"interrupted; {err}"
     return (
         f"interrupted: the last checkpoint ({header['phase']} matching, step {header['step']}) "
@@ -172,17 +172,32 @@ def train(
         if out is None and data_file:
             out = Path("runs") / f"{Path(system).stem}-{64 if neurons is None else neurons}"
         elif out is None:
-            out = ddm.default_run_folder(ddm.load_target(system, params), neurons)
+            out = ddm.runs.default_run_folder(ddm.runs.load_target(system, params), neurons)
+        settings = dict(
+            steps=steps, batch=batch, lr=lr, sampler=sampler, chunk=chunk,
+            noise_steps=noise_steps, final_lr_fraction=final_lr_fraction,
+            attractor_fraction=attractor_fraction, enlarge=enlarge,
+            remedy_rounds=remedy_rounds, remedy_steps=remedy_steps,
+        )  # fmt: skip
+        if data_file and (resume or params or private_noise):
+            fail(
+                "Expected no --resume, --param/--noise or --private-noise with a trajectory "
+                "file; a data run learns its target and trains in one pass."
+            )
+        if not data_file and dt is not None:
+            fail(f"Expected --dt only with a .npz/.npy trajectory file; got {system!r}.")
         with _ProgressView(console()) as view:
-            result = ddm.train_run(
-                system, out, neurons=neurons, params=params, seed=seed, tau=tau,
-                private_noise=private_noise, resume=resume, overwrite=overwrite,
-                checkpoint_every=checkpoint_every, progress=view, steps=steps, batch=batch,
-                lr=lr, sampler=sampler, chunk=chunk, noise_steps=noise_steps,
-                final_lr_fraction=final_lr_fraction, attractor_fraction=attractor_fraction,
-                enlarge=enlarge, remedy_rounds=remedy_rounds, remedy_steps=remedy_steps,
-                **({"dt": dt} if dt is not None else {}),
-            )  # fmt: skip
+            if data_file:  # recorded trajectories: learn the SDE, then embed it
+                result = ddm.runs.train_data_run(
+                    system, out, dt=dt, neurons=neurons, seed=seed, tau=tau,
+                    overwrite=overwrite, progress=view, **settings,
+                )  # fmt: skip
+            else:
+                result = ddm.runs.train_run(
+                    system, out, neurons=neurons, params=params, seed=seed, tau=tau,
+                    private_noise=private_noise, resume=resume, overwrite=overwrite,
+                    checkpoint_every=checkpoint_every, progress=view, **settings,
+                )  # fmt: skip
     if resume and view.reports == 0:
         typer.echo(f"{result.path}: training had finished; nothing left to do.")
     training = result.training

@@ -1,1 +1,40 @@
-"""Stage package."""
+"""Learning from recorded trajectories.
+
+Increments, diffusion estimates, `fit_data`, and the subspace tools (PCA, affine maps) that
+relate recordings to latent coordinates.
+"""
+
+from ._data import (
+    Increments as Increments,
+    data_box as data_box,
+    increments as increments,
+    load_trajectories as load_trajectories,
+    split_held_out as split_held_out,
+    trajectory_segments as trajectory_segments,
+)
+from ._data_diffusion import (
+    diffusion_from_covariance as diffusion_from_covariance,
+    diffusion_from_residuals as diffusion_from_residuals,
+    increment_means as increment_means,
+    jacobian_moments as jacobian_moments,
+    residual_diffusion as residual_diffusion,
+)
+from ._from_data import (
+    DataFit as DataFit,
+    check_data as check_data,
+    entropy_production as entropy_production,
+    fit_data as fit_data,
+    fitted_linear_drift as fitted_linear_drift,
+    learned_target as learned_target,
+    refit_readout as refit_readout,
+)
+from ._subspace import (
+    PCA as PCA,
+    AffineMap as AffineMap,
+    SubspaceRecovery as SubspaceRecovery,
+    affine_map_from_embedding as affine_map_from_embedding,
+    estimate_affine_map as estimate_affine_map,
+    principal_components as principal_components,
+    recover_subspace as recover_subspace,
+    relative_trajectory_error as relative_trajectory_error,
+)

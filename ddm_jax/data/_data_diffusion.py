@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..fidelity._fidelity import _rk4
-from ..network._network import LowRankRNN
+from ..network import LowRankRNN
+from ..simulation import rk4_step
 from ._data import Increments
 
 FLOW_SUBSTEPS = 1  # RK4 steps per lag dt for the conditional mean (1, 2 and 4 agree on
@@ -32,7 +32,7 @@ def _flow(drift, h: float, substeps: int):
     """The deterministic flow map of ``drift`` over time ``h`` (classical RK4)."""
 
     def flow(z):
-        step = lambda z, _: (_rk4(drift, z, h / substeps), None)
+        step = lambda z, _: (rk4_step(drift, z, h / substeps), None)
         return jax.lax.scan(step, z, None, length=substeps)[0]
 
     return flow

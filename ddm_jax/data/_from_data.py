@@ -19,7 +19,7 @@ State-dependent: the residual outer products ``r r^T / dt`` (Richardson over lag
 2 dt when corrected) are regressed (least squares,
 linear in the fixed hidden layer ``phi(Gamma v + b)``) onto a covariance field ``C(z)``, and
 the network's noise read-out is fitted to ``C`` by the existing closed form and covariance
-loss (`fit_noise_readout`, `run_training(noise=True)`).
+loss (`solve_noise_readout`, `run_training(noise=True)`).
 
 **Measurement noise.** Observations ``y_t = z_t + eta_t`` with independent ``eta ~ N(0, s^2 I)``
 add ``eta_{t+dt} - eta_t`` to every increment: the residual covariance grows by ``2 s^2 I``,
@@ -38,17 +38,17 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Key
-from ..network._network import LowRankRNN, init_network
-from ..targets._targets import Target, from_callables
-from ..training._matching import (
+from ..network import LowRankRNN, init_network
+from ..targets import Target, from_callables
+from ..training import (
     TrainConfig,
     TrainState,
-    _drift_filter,
-    _optimiser,
-    fit_noise_readout,
+    drift_params,
     init_train_state,
+    optimiser,
     optimiser_steps,
     run_training,
+    solve_noise_readout,
 )
 from ._data import Increments, data_box, increments, trajectory_segments
 from ._data_diffusion import increment_means, residual_diffusion
@@ -120,8 +120,8 @@ def _pair_chunk(state: TrainState, zs, ys, key, config: TrainConfig, num: int):
         pred = jax.vmap(lambda v: -v + model.W_s @ model.phi(model.Gamma @ v + model.b))(v)
         return jnp.mean(jnp.sum((pred - model.tau * ys[idx] / model.scale) ** 2, -1))
 
-    optim = _optimiser(config, config.steps)
-    return optimiser_steps(state, optim, _drift_filter, batch_loss, key, num)
+    optim = optimiser(config, config.steps)
+    return optimiser_steps(state, optim, drift_params, batch_loss, key, num)
 
 
 _train_pairs = eqx.filter_jit(_pair_chunk)
@@ -207,7 +207,7 @@ def _fit_state_noise(model, inc: Increments, correct, box, *, key, config):
         _zero, _covariance_field, box=box, args={"model": model, "coef": coef}, name="data"
     )
     k_fit, k_train = jr.split(key)
-    noisy = fit_noise_readout(model, field, key=k_fit, config=config)
+    noisy = solve_noise_readout(model, field, key=k_fit, config=config)
     noise_config = TrainConfig(**{**config.to_dict(), "sampler": "box", "lr": config.lr / 100})
     state, losses = run_training(
         init_train_state(noisy, noise_config, noise=True), field, key=k_train,

@@ -4,7 +4,7 @@ A network started on ``M = {x = Gamma v + b}`` without private noise stays on it
 neuron states have exactly k non-zero principal components (up to float rounding). The PCA
 scores y relate to target coordinates by an affine map ``z = A y + a``: given the embedding
 ``x = E z + e`` it is ``A = E^+ U_k``, ``a = E^+ (mean - e)`` (`affine_map_from_embedding`);
-without it, fit it to known latent states by least squares (`fit_affine_map`).
+without it, fit it to known latent states by least squares (`estimate_affine_map`).
 """
 
 from typing import NamedTuple
@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..network._network import LowRankRNN
+from ..network import LowRankRNN
 
 
 class PCA(NamedTuple):
@@ -35,7 +35,7 @@ class PCA(NamedTuple):
         return (xs - self.mean) @ self.components[:k].T
 
 
-def pca(xs: Float[Array, "*batch n"], *, max_samples: int = 20_000) -> PCA:
+def principal_components(xs: Float[Array, "*batch n"], *, max_samples: int = 20_000) -> PCA:
     """PCA of neuron states by a thin SVD of the centred data (no n x n covariance).
 
     The SVD keeps small singular values to about ``eps * sigma_1``, so in float32 variance
@@ -79,7 +79,7 @@ def affine_map_from_embedding(model: LowRankRNN, components: PCA) -> AffineMap:
     return AffineMap(pinv @ components.components[:k].T, pinv @ (components.mean - model.offset))
 
 
-def fit_affine_map(ys: Float[Array, "N k"], zs: Float[Array, "N k"]) -> AffineMap:
+def estimate_affine_map(ys: Float[Array, "N k"], zs: Float[Array, "N k"]) -> AffineMap:
     """Least-squares ``z = A y + a`` from paired scores and latent states (no embedding needed)."""
     ys, zs = jnp.asarray(ys), jnp.asarray(zs)
     if ys.ndim != 2 or ys.shape[0] != zs.shape[0] or ys.shape[0] <= ys.shape[1]:
@@ -133,7 +133,7 @@ def recover_subspace(
             f"Expected neuron states (..., {model.n}) and reference (..., {model.k}) with the "
             f"same leading shape; got {xs.shape} and {jnp.shape(reference)}."
         )
-    comps = pca(xs)
+    comps = principal_components(xs)
     recovered = affine_map_from_embedding(model, comps)(comps.scores(xs, model.k))
     explained = comps.explained
     gap = float(explained[model.k] / explained[0]) if explained.size > model.k else 0.0

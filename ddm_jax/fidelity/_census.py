@@ -27,10 +27,10 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._custom_types import Key
-from ..network._network import LowRankRNN
-from ..simulation._sampling import attractor_points
-from ..targets._targets import Target
-from ._fidelity import _rk4, projections, spread
+from ..network import LowRankRNN
+from ..simulation import attractor_points, rk4_step
+from ..targets import Target
+from ._fidelity import projections, spread
 
 FIXED, PERIODIC, CHAOTIC = 0, 1, 2
 CLASSES = ("fixed point", "periodic", "chaotic")
@@ -55,7 +55,7 @@ class Orbits(eqx.Module):
 
 @eqx.filter_jit
 def _orbits(f, starts, dt, transient_steps, align_steps, saves, per_save):
-    step = lambda z: _rk4(f, z, dt)
+    step = lambda z: rk4_step(f, z, dt)
 
     def tangent_step(carry, _):
         z, w = carry

@@ -13,11 +13,17 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Key
-from ..network._network import LowRankRNN
-from ..simulation._sampling import attractor_points, sample_box
-from ..simulation._simulate import Run, simulate_network, simulate_target
-from ..targets._targets import Target
-from ..training._losses import diffusion_error, drift_error
+from ..network import LowRankRNN
+from ..simulation import (
+    Run,
+    attractor_points,
+    rk4_step,
+    sample_box,
+    simulate_network,
+    simulate_target,
+)
+from ..targets import Target
+from ._errors import diffusion_error, drift_error
 
 CHAOTIC = {"lorenz": 0.9056, "dadras": 0.41}  # reference largest Lyapunov exponents
 OSCILLATORS = {"vdp"}
@@ -79,14 +85,6 @@ def relative_moment_errors(mean, cov, ref_mean, ref_cov, ref_spread) -> tuple[fl
 # ---------------------------------------------------------------- deterministic features
 
 
-def _rk4(f, z, dt):
-    k1 = f(z)
-    k2 = f(z + dt / 2 * k1)
-    k3 = f(z + dt / 2 * k2)
-    k4 = f(z + dt * k3)
-    return z + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-
-
 def lyapunov_exponent(
     f, z0: Float[Array, " k"], *, dt: float = 0.01, transient: float = 50.0, time: float = 500.0
 ) -> float:
@@ -95,7 +93,7 @@ def lyapunov_exponent(
     Independent of the coordinates, so a network's latent drift in any affine coordinates
     gives the same exponent as in the target's.
     """
-    step = lambda z: _rk4(f, z, dt)
+    step = lambda z: rk4_step(f, z, dt)
     z = jax.lax.fori_loop(0, int(transient / dt), lambda _, z: step(z), z0)
 
     def body(carry, _):
@@ -117,7 +115,7 @@ def limit_cycle(
     Period: mean interval between upward zero crossings of the first coordinate (linearly
     interpolated); amplitude: the largest first coordinate after the transient.
     """
-    step = lambda z: _rk4(f, z, dt)
+    step = lambda z: rk4_step(f, z, dt)
     z = jax.lax.fori_loop(0, int(transient / dt), lambda _, z: step(z), z0)
     _, zs = jax.lax.scan(lambda z, _: (step(z), step(z)), z, None, length=int(time / dt))
     x = np.asarray(zs[:, 0], dtype=float)

@@ -16,7 +16,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ..network._network import LowRankRNN
+from ..network import LowRankRNN
 
 MODEL_FORMAT = "ddm-jax-model/1"
 

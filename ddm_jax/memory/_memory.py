@@ -21,11 +21,9 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Key
-from ..network._network import LowRankRNN
-from ..simulation._inputs import cue, pulse
-from ..simulation._simulate import simulate_network, simulate_target
-from ..targets._systems import _wells_potential
-from ..targets._targets import Target
+from ..network import LowRankRNN
+from ..simulation import cue, pulse, simulate_network, simulate_target
+from ..targets import Target, wells_potential
 from ._wells import (
     count_hops,
     dwell_times,
@@ -138,7 +136,7 @@ def recall(
     return _curve(strengths, _final_labels(target, run.zs) == cued, trials)
 
 
-class Cycling(NamedTuple):
+class CyclingResult(NamedTuple):
     """Autonomous hopping around the ring, after a burn-in (see `cycling`).
 
     Attributes:
@@ -183,7 +181,7 @@ class Cycling(NamedTuple):
 def _grid(target: Target, points: int = 201):
     line = jnp.linspace(-2.5, 2.5, points)
     zs = jnp.stack(jnp.meshgrid(line, line, indexing="ij"), -1).reshape(-1, 2)
-    energy = jax.vmap(lambda z: _wells_potential(z, target.args))(zs)
+    energy = jax.vmap(lambda z: wells_potential(z, target.args))(zs)
     temperature = float(target.args["noise"][0, 0]) ** 2 / 2
     weight = jnp.exp(-(energy - energy.min()) / temperature)
     return zs, weight / weight.sum(), temperature
@@ -207,7 +205,7 @@ def exact_epr(target: Target) -> float | None:
     if target.name not in ("wells", "cycling_wells"):
         return None
     zs, p, temperature = _grid(target)
-    grad = jax.vmap(jax.grad(lambda z: _wells_potential(z, target.args)))(zs)
+    grad = jax.vmap(jax.grad(lambda z: wells_potential(z, target.args)))(zs)
     alpha = float(target.args.get("alpha", 0.0))
     return alpha**2 / temperature * float(jnp.sum(p * jnp.sum(grad**2, -1)))
 
@@ -243,7 +241,7 @@ def cycling(
     target: Target, *, key: Key, model: LowRankRNN | None = None, trajectories: int = 2000,
     t1: float = 200.0, burn_in: float = 10.0, dt: float = 0.005, save_dt: float = 0.02,
     chunk: int = 1000, epr_every: float = 1.0,
-) -> Cycling:  # fmt: skip
+) -> CyclingResult:  # fmt: skip
     """Autonomous cycling between the wells: hops, direction, first passage, occupancy, EPR.
 
     ``trajectories`` start spread evenly over the wells (trajectory i at well ``i mod K``)
@@ -285,7 +283,7 @@ def cycling(
     temperature = float(target.args["noise"][0, 0]) ** 2 / 2
     drift = target.f if model is None else model.target_drift
     epr, epr_se = sample_epr(drift, jnp.concatenate(samples), temperature)
-    return Cycling(
+    return CyclingResult(
         forward, backward, other, preferred, good / max(forward + backward, 1), float(low),
         float(high), float(per_traj.mean()), float(per_traj.std(ddof=1) / np.sqrt(trajectories)),
         dwell / max(dwell_n, 1), occ / trajectories, boltzmann_occupancy(target), epr, epr_se,
@@ -293,7 +291,7 @@ def cycling(
     )  # fmt: skip
 
 
-def _jsonable(result: "Curve | Cycling") -> dict:
+def _jsonable(result: "Curve | CyclingResult") -> dict:
     to = lambda v: v.tolist() if isinstance(v, np.ndarray | jax.Array) else v
     return {name: to(value) for name, value in result._asdict().items()}
 

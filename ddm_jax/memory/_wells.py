@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from ..targets._targets import Target
+from ..targets import Target
 
 WELLS_FAMILY = ("wells", "cycling_wells", "rotating_wells")
 

@@ -16,7 +16,7 @@ import jax.random as jr
 from jaxtyping import Array, Float
 
 from .._custom_types import Key, LatentVec, NeuronVec
-from ..targets._targets import Target
+from ..targets import Target
 
 ACTIVATIONS: dict[str, Callable] = {"tanh": jnp.tanh}
 

@@ -18,9 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from ..io._io import atomic_write_bytes
-from ..network._network import LowRankRNN
-from ..targets._targets import Target
+from ..io import atomic_write_bytes
+from ..network import LowRankRNN
+from ..targets import Target
 
 TARGET_COLOUR = "tab:blue"
 NETWORK_COLOUR = "tab:orange"

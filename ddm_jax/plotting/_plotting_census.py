@@ -6,7 +6,7 @@ Built without pyplot, like every figure of `_plotting` (target blue, network ora
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..fidelity._census import CLASSES, Census
+from ..fidelity import CLASSES, Census
 from ._plotting import NETWORK_COLOUR, TARGET_COLOUR, coordinate_names
 
 _MARKERS = {"fixed point": "x", "periodic": "s", "chaotic": "o"}

@@ -1,6 +1,6 @@
 """Figures of the memory experiments (matplotlib only here; the experiments are in `_memory`).
 
-Each function takes the plain results (`Curve`, `Cycling`, or their JSON dicts from
+Each function takes the plain results (`Curve`, `CyclingResult`, or their JSON dicts from
 `memory_experiments`) and returns a `matplotlib.figure.Figure` built without pyplot, like
 `_plotting`; `save_figure` writes it.
 """
@@ -42,10 +42,10 @@ def plot_curves(curves: Mapping, *, xlabel: str, ylabel: str, title: str = "", c
 
 
 def plot_cycling(rows: Sequence[Mapping], *, title: str = ""):
-    """Cycling against alpha: preferred-direction fraction, hop rate, first passage, EPR.
+    """CyclingResult against alpha: preferred-direction fraction, hop rate, first passage, EPR.
 
     Args:
-        rows: dicts with ``alpha`` and ``target`` / ``network`` `Cycling` results (as dicts).
+        rows: dicts with ``alpha`` and ``target`` / ``network`` `CyclingResult` results (as dicts).
         title: figure title.
     """
     fig = Figure(figsize=(14, 3.4), layout="constrained")
@@ -85,7 +85,7 @@ def plot_occupancy(cycling, *, title: str = ""):
     """Share of time per well beside the mass of ``exp(-U/T)`` in each well's sector.
 
     Args:
-        cycling: one `Cycling` result, or ``{"target": ..., "network": ...}``.
+        cycling: one `CyclingResult` result, or ``{"target": ..., "network": ...}``.
         title: figure title.
     """
     sides = cycling if isinstance(cycling, Mapping) and "target" in cycling else {"": cycling}

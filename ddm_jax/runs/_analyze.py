@@ -12,26 +12,14 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..analysis._decompose import (
-    antisymmetric_field,
-    hopfield_energy,
-    sub_network_state,
-    symmetric_drift,
-    symmetric_network,
-    without_noise,
-)
-from ..analysis._hodge import hodge_split
-from ..io._io import atomic_write_json
-from ..analysis._irreversibility import diffusion_matrix, epr_from_samples, epr_from_trajectories
-from ..plotting._plotting import save_figure
-from ..plotting._plotting_analysis import (
-    plot_energy_fields,
-    plot_epr_bars,
-    plot_explained_variance,
-    plot_recovered,
-)
-from ..simulation._simulate import simulate_network, simulate_target
-from ..data._subspace import recover_subspace, relative_trajectory_error
+from ..analysis import antisymmetric_field, hopfield_energy, sub_network_state, symmetric_drift, symmetric_network, without_noise
+from ..analysis import hodge_split
+from ..io import atomic_write_json
+from ..analysis import diffusion_matrix, epr_from_samples, epr_from_trajectories
+from ..plotting import save_figure
+from ..plotting import plot_energy_fields, plot_epr_bars, plot_explained_variance, plot_recovered
+from ..simulation import simulate_network, simulate_target
+from ..data import recover_subspace, relative_trajectory_error
 from ._folder import check_count, check_simulation
 from ._loading import load_run
 

@@ -15,9 +15,9 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ..io._io import CorruptFileError, atomic_write_bytes
-from ..training._matching import TrainState
-from ..targets._targets import Target
+from ..io import CorruptFileError, atomic_write_bytes
+from ..training import TrainState
+from ..targets import Target
 
 CHECKPOINT_FORMAT = "ddm-jax-checkpoint/1"
 

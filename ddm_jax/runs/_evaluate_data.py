@@ -20,14 +20,14 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..data._data import increments
-from ..data._data_diffusion import diffusion_from_residuals, increment_means
-from ..fidelity._fidelity import moment_errors, sliced_wasserstein, spread
-from ..io._io import atomic_write_json, atomic_write_text
-from ..simulation._simulate import simulate_network
+from ..data import increments
+from ..data import diffusion_from_residuals, increment_means
+from ..fidelity import moment_errors, sliced_wasserstein, spread
+from ..io import atomic_write_json, atomic_write_text
+from ..simulation import simulate_network
 from ._folder import check_count, check_finite
 from ._loading import TrainedRun
-from ._train_data import check_data_copy, data_segments
+from ._data_files import check_data_copy, data_segments
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io._io import CorruptFileError, export_weights, load_weights
+from ..io import CorruptFileError, export_weights, load_weights
 from ._loading import load_run
 
 EXPORT_FORMATS = ("npz",)

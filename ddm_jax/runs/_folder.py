@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..simulation._integrate import _check_grid, _solver
-from ..io._io import CorruptFileError
+from ..simulation import check_grid, check_solver
+from ..io import CorruptFileError
 
 RUN_FORMAT = "ddm-jax-run/1"
 RUN_FILES = (
@@ -61,8 +61,8 @@ def check_simulation(
     for name, value in {"time": time, "dt": dt, "save_dt": save_dt, "burn_in": burn_in}.items():
         if value is not None:
             check_finite(name, value)
-    _solver(solver, additive)
-    _check_grid(time, dt, save_dt)  # burn_in is checked by the core, before it simulates
+    check_solver(solver, additive)
+    check_grid(time, dt, save_dt)  # burn_in is checked by the core, before it simulates
 
 
 # ---------------------------------------------------------------- config.json

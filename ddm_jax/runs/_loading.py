@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io._io import CorruptFileError, load_model
-from ..network._network import LowRankRNN
-from ..targets._targets import Target
+from ..io import CorruptFileError, load_model
+from ..network import LowRankRNN
+from ..targets import Target
+from ._data_files import data_target
 from ._folder import RunError, read_config, read_json
 from ._target_spec import target_from_config
 
@@ -78,8 +79,6 @@ def load_run(path: str | os.PathLike) -> TrainedRun:
             ) from err
     training = read_json(path / "training.json") if (path / "training.json").is_file() else {}
     if config["settings"]["target"]["kind"] == "data":
-        from ._train_data import data_target  # a data run's target is its network's SDE
-
         target = data_target(config, model)
     else:
         target = target_from_config(path, config)

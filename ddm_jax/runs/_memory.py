@@ -13,10 +13,10 @@ import jax.random as jr
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from ..io._io import atomic_write_bytes, atomic_write_json
-from ..memory._memory import memory_experiments
-from ..plotting._plotting_memory import plot_curves, plot_occupancy
-from ..memory._wells import WELLS_FAMILY, well_geometry
+from ..io import atomic_write_bytes, atomic_write_json
+from ..memory import memory_experiments
+from ..plotting import plot_curves, plot_occupancy
+from ..memory import WELLS_FAMILY, well_geometry
 from ._folder import RunError, check_count, check_finite
 from ._loading import load_run
 

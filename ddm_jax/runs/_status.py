@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from ..io._io import CorruptFileError, load_model, load_weights
+from ..io import CorruptFileError, load_model, load_weights
 from ._checkpoint import load_pool, read_checkpoint_header
 from ._folder import RunError, read_config, read_json
 from ._target_spec import target_from_config

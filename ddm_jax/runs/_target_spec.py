@@ -10,9 +10,9 @@ import inspect
 import sys
 from pathlib import Path
 
-from ..io._io import CorruptFileError
-from ..targets._systems import SYSTEMS, make_target, system_defaults
-from ..targets._targets import Target
+from ..io import CorruptFileError
+from ..targets import SYSTEMS, make_target, system_defaults
+from ..targets import Target
 from ._folder import RunError, check_finite
 
 

@@ -1,7 +1,7 @@
 """``ddm-jax train``: `train_run`, checkpointed as it goes and resumable.
 
 The result is bit for bit that of `fit` with the same settings, interrupted or not: both
-take their keys and noise-matching settings from `_matching._fit_plan`, step ``i`` draws
+take their keys and noise-matching settings from `_matching.fit_plan`, step ``i`` draws
 its batch from ``fold_in(key, i)``, the optimiser state is checkpointed with the network,
 and the attractor pool is kept in ``pool.npy``.
 
@@ -23,14 +23,16 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..io._io import atomic_write_bytes, atomic_write_json, save_model
-from ..training._losses import diffusion_error, drift_error
-from ..training._matching import TrainConfig, _fit_plan, fit_noise_readout, init_train_state, run_training
-from ..network._network import LowRankRNN, init_network
-from ..training._remedy import refine_attractors
-from ..simulation._sampling import attractor_points, sample_box
-from ..targets._targets import Target
+from ..io import atomic_write_bytes, atomic_write_json, save_model
+from ..fidelity import diffusion_error, drift_error
+from ..training import TrainConfig, solve_noise_readout, fit_plan, init_train_state, run_training
+from ..network import LowRankRNN, init_network
+from ..training import refine_attractors
+from ..simulation import attractor_points, sample_box
+from ..targets import Target
+from ._data_files import is_data_file
 from ._checkpoint import load_pool, read_checkpoint, save_pool, write_checkpoint
+from ._guard import check_folder, write_losses
 from ._folder import (
     RUN_FORMAT,
     RunError,
@@ -58,25 +60,6 @@ class _Start(NamedTuple):
     pool_is_new: bool
 
 
-def _check_folder(path: Path, settings: dict, *, overwrite: bool) -> None:
-    """Refuse an output folder that holds something else (read-only; see `clear`)."""
-    if path.exists() and not path.is_dir():
-        raise RunError(f"{path} exists and is not a folder.")
-    has_run = (path / "config.json").is_file()
-    if has_run and not overwrite:
-        diff = differences(read_config(path)["settings"], settings)
-        what = f"a different run ({'; '.join(diff)})" if diff else "this run"
-        raise RunError(
-            f"{path} already holds {what}, {describe(path)}; pass --overwrite to replace it"
-            + ("." if diff else " or --resume to continue it.")
-        )
-    if not has_run and path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise RunError(
-            f"{path} is not empty and holds no ddm-jax run; choose another --out or pass "
-            "--overwrite (only ddm-jax's own files are ever deleted)."
-        )
-
-
 def _check_target_values(target: Target) -> None:
     for name, value in (("drift f", target.f(target.z0)), ("diffusion G", target.g(target.z0))):
         if not np.all(np.isfinite(np.asarray(value))):
@@ -92,7 +75,7 @@ def _start(path: Path, target: Target, settings: dict, *, resume: bool) -> _Star
     A resumed session reuses the run's ``pool.npy``; a new one never reads it.
     """
     config = TrainConfig(**settings["train"])
-    plan = _fit_plan(jr.key(settings["seed"]), config)  # as in fit()
+    plan = fit_plan(jr.key(settings["seed"]), config)  # as in fit()
     model = init_network(
         target, settings["neurons"], key=plan.init_key, tau=settings["tau"],
         private_noise=settings["private_noise"],
@@ -120,7 +103,6 @@ def train_run(
     overwrite: bool = False,
     checkpoint_every: float = 5.0,
     progress: Callable[[TrainProgress], Any] | None = None,
-    dt: float | None = None,
     **train_settings,
 ) -> TrainedRun:
     """Train a network for ``system`` in the run folder ``out``, checkpointing as it goes.
@@ -133,8 +115,8 @@ def train_run(
     written, so a failed start leaves ``out`` as it was.
 
     Args:
-        system: a registered name (see `SYSTEMS`), ``path/to/file.py:name``, or a
-            ``.npz``/``.npy`` file of recorded trajectories (see `train_data_run`).
+        system: a registered name (see `SYSTEMS`) or ``path/to/file.py:name`` (recorded
+            trajectories train with `train_data_run`).
         out: the run folder (default ``runs/<system>-<neurons>``).
         neurons: network size (default: the paper's size for the system, else 64).
         params: target parameters, e.g. ``{"noise": 0.5}``.
@@ -147,7 +129,6 @@ def train_run(
         checkpoint_every: seconds between checkpoints (0: after every chunk of steps). A
             checkpoint is also written at the end of each phase and on KeyboardInterrupt.
         progress: called with a `TrainProgress` after every chunk of steps.
-        dt: sampling interval of a trajectory file (only with one).
         **train_settings: fields of `TrainConfig` (``steps``, ``batch``, ``lr``,
             ``sampler``, ``chunk``, ``noise_steps``, ...).
 
@@ -157,20 +138,11 @@ def train_run(
         CorruptFileError: when a checkpoint or pool file is corrupt.
         ValueError: for bad settings.
     """
-    if str(system).endswith((".npz", ".npy")):
-        from ._train_data import train_data_run  # it builds on this module
-
-        if resume or params or private_noise:
-            raise ValueError(
-                "Expected no --resume, --param/--noise or --private-noise with a trajectory "
-                "file; a data run learns its target and trains in one pass."
-            )
-        return train_data_run(
-            system, out, dt=dt, neurons=neurons, seed=seed, tau=tau, overwrite=overwrite,
-            progress=progress, **train_settings,
-        )  # fmt: skip
-    if dt is not None:
-        raise ValueError(f"Expected --dt only with a .npz/.npy trajectory file; got {system!r}.")
+    if is_data_file(system):
+        raise ValueError(
+            f"Expected a registered target or file.py:name; got the trajectory file {system!r}: "
+            "train on recorded data with train_data_run."
+        )
     unknown = sorted(set(train_settings) - set(TRAIN_FIELDS))
     if unknown:
         raise ValueError(f"Expected training settings among {list(TRAIN_FIELDS)}; got {unknown}.")
@@ -215,7 +187,7 @@ def train_run(
         start = _start(path, target, settings, resume=True)
     else:
         settings = settings_for(target, target_spec(system, params), explicit)
-        _check_folder(path, settings, overwrite=overwrite)
+        check_folder(path, settings, overwrite=overwrite)
         start = _start(path, target, settings, resume=False)
         _write_new_run(path, system, target, settings, overwrite=overwrite)
     if start.pool_is_new:
@@ -328,7 +300,7 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
                 remedy_history = remedy[1]
             if has_noise_phase:
                 phase = "noise"
-                noisy = fit_noise_readout(
+                noisy = solve_noise_readout(
                     state.model, target, key=plan.noise_fit_key, config=config
                 )
                 state = init_train_state(noisy, config, noise=True)
@@ -348,7 +320,7 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
     _, losses, noise_losses = last["snap"]
     model = state.model
     total_elapsed = elapsed + time.monotonic() - started
-    _write_losses(path, losses, noise_losses)
+    write_losses(path, losses, noise_losses)
     summary = {
         "steps": int(losses.size), "noise_steps": int(noise_losses.size),
         "train_seconds": round(total_elapsed, 3),
@@ -372,9 +344,3 @@ def _remedy(state, target: Target, plan, config: TrainConfig, pool, progress):
         on_chunk=lambda state, losses: progress(state=state, chunk_losses=losses),
     )  # fmt: skip
     return eqx.tree_at(lambda s: s.model, state, model), (losses, history)
-
-
-def _write_losses(path: Path, losses, noise_losses) -> None:
-    buf = io.BytesIO()
-    np.savez(buf, drift=losses, noise=noise_losses)
-    atomic_write_bytes(path / "losses.npz", buf.getvalue())

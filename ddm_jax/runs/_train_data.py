@@ -18,28 +18,18 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..data._data import load_trajectories, split_held_out, trajectory_segments
-from ..data._from_data import check_data, fit_data, learned_target
-from ..io._io import CorruptFileError, atomic_write_json, save_model
-from ..training._matching import TrainConfig
+from ..data import load_trajectories, split_held_out, trajectory_segments
+from ..data import check_data, fit_data, learned_target
+from ..io import CorruptFileError, atomic_write_json, save_model
+from ..training import TrainConfig
 from ._folder import RUN_FORMAT, RunError, check_finite, clear, environment, now, read_config
 from ._loading import TrainedRun
 from ._progress import TrainProgress
 from ._settings import TRAIN_FIELDS
-from ._train import _check_folder, _write_losses
+from ._data_files import data_segments, is_data_file
+from ._guard import check_folder, write_losses
 
 HELD_OUT = 0.2
-
-
-def is_data_file(system: str) -> bool:
-    """Whether ``system`` names a trajectory file rather than a target."""
-    return str(system).endswith((".npz", ".npy"))
-
-
-def data_segments(path: Path, dt: float, held_out: float):
-    """The fitting and held-out segments of a run's data file."""
-    data, _ = load_trajectories(path)
-    return split_held_out(trajectory_segments(data, dt), held_out)
 
 
 def _settings(file: Path, dt, neurons, seed, tau, explicit_train) -> dict:
@@ -110,7 +100,7 @@ def train_data_run(
     settings = _settings(file, dt, neurons, seed, tau, train_settings)
     n = settings["neurons"]
     path = Path(f"runs/{file.stem}-{n}" if out is None else out)
-    _check_folder(path, settings, overwrite=overwrite)
+    check_folder(path, settings, overwrite=overwrite)
     if overwrite:
         clear(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -142,7 +132,7 @@ def train_data_run(
         },
         "environment": environment(), "created": now(),
     })  # fmt: skip
-    _write_losses(path, result.losses, np.zeros(0, np.float32))
+    write_losses(path, result.losses, np.zeros(0, np.float32))
     summary = {
         "steps": int(result.losses.size), "noise_steps": 0,
         "train_seconds": round(time.monotonic() - started, 3),
@@ -154,21 +144,3 @@ def train_data_run(
     save_model(path / "model.eqx", model)
     return TrainedRun(path, read_config(path), result.target, model, result.losses, None,
                       summary)  # fmt: skip
-
-
-def data_target(config: dict, model):
-    """The learned target of a data run, rebuilt from its network."""
-    z0 = config["target"].get("z0")
-    z0 = None if z0 is None else jnp.asarray(z0)
-    return learned_target(model, z0=z0, name=config["target"]["name"])
-
-
-def check_data_copy(path: Path, config: dict) -> Path:
-    """The run's copy of its data file, checked against the hash in ``config.json``."""
-    spec = config["settings"]["target"]
-    copy = path / f"data{Path(spec['file']).suffix}"
-    if not copy.is_file():
-        raise RunError(f"{path}: the run's data copy {copy.name} is missing.")
-    if hashlib.sha256(copy.read_bytes()).hexdigest() != spec["sha256"]:
-        raise CorruptFileError(f"{copy}: its contents differ from the data the run was trained on.")
-    return copy

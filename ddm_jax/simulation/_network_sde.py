@@ -24,7 +24,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Key
-from ..network._network import LowRankRNN
+from ..network import LowRankRNN
 from ._integrate import SDE, SOLVERS, constrain_batch, ensemble
 from ._tuning import choose
 

@@ -12,7 +12,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Key
-from ..targets._targets import Target
+from ..targets import Target
 from ._simulate import SimulationDiverged, simulate_target
 
 SAMPLERS = ("box", "attractor", "mixture")

@@ -17,8 +17,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Key, LatentStates
-from ..network._network import LowRankRNN
-from ..targets._targets import Target
+from ..network import LowRankRNN
+from ..targets import Target
 from ._inputs import Input, Schedule, check_input
 from ._integrate import SDE, SOLVERS, _check_grid, _shards, _solver, constrain_batch, ensemble
 from ._network_sde import Plan, fused_update, model_subspace, network_ensemble

@@ -1,1 +1,19 @@
-"""Stage package."""
+"""Targets.
+
+Latent SDEs ``dz = f(z) dt + G(z) dB`` with their box and metadata, and the registry of named
+systems (`make_target`).
+"""
+
+from ._systems import (
+    SYSTEMS as SYSTEMS,
+    _wells_potential,
+    make_target as make_target,
+    ou_stationary_covariance as ou_stationary_covariance,
+    system_defaults as system_defaults,
+)
+from ._targets import (
+    Target as Target,
+    from_callables as from_callables,
+)
+
+wells_potential = _wells_potential

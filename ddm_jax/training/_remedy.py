@@ -32,11 +32,11 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Key
-from ..fidelity._census import Census, attractor_census
-from ..network._network import LowRankRNN
-from ..simulation._sampling import attractor_points
-from ..targets._targets import Target
-from ._matching import TrainConfig, TrainState, _drift_filter, _train_chunk, init_train_state
+from ..fidelity import Census, attractor_census
+from ..network import LowRankRNN
+from ..simulation import attractor_points
+from ..targets import Target
+from ._loop import TrainConfig, TrainState, drift_params, init_train_state, train_chunk
 
 REMEDY_LR_FRACTION = 0.1  # a restart at the full rate undoes much of the fit first
 REMEDY_SAMPLER = "mixture"  # half box: the pool alone raised the box error 5x
@@ -85,8 +85,8 @@ def _train(model, target, key, config, pool, on_chunk=None):
     state, losses = init_train_state(model, config), []
     for done in range(0, config.steps, config.chunk):
         num = min(config.chunk, config.steps - done)
-        state, chunk_losses = _train_chunk(
-            state, target, pool, key, config, drift_jacobian_loss, _drift_filter, num
+        state, chunk_losses = train_chunk(
+            state, target, pool, key, config, drift_jacobian_loss, drift_params, num
         )
         losses.append(np.asarray(chunk_losses))
         if on_chunk is not None:

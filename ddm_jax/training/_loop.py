@@ -1,0 +1,207 @@
+"""The training loop shared by drift matching, noise matching, the remedy and the fit to data.
+
+`TrainConfig` holds the settings; `run_training` advances a `TrainState` chunk by chunk
+(``config.chunk`` optimiser steps fused in one compiled call), with step ``i`` drawing its
+batch from ``fold_in(key, i)`` so that a resumed run equals an uninterrupted one.
+"""
+
+import typing
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+from jaxtyping import Array, Float, Int, Key as KeyArray
+
+from ..network import LowRankRNN
+from ..simulation import SAMPLERS, batch_points
+from ..targets import Target
+from ._losses import diffusion_loss, drift_loss
+
+
+@typing.no_type_check  # validated by __post_init__ with specific messages
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of drift matching (defaults reach < 1% attractor error on the paper's systems).
+
+    Attributes:
+        steps: optimiser steps.
+        batch: sampled latent points per step.
+        lr: peak Adam learning rate, cosine-decayed to ``lr * final_lr_fraction``.
+        final_lr_fraction: end of the cosine schedule relative to ``lr``.
+        sampler: ``"box"``, ``"attractor"`` or ``"mixture"``.
+        attractor_fraction: share of attractor points in a mixture batch.
+        enlarge: the box sampler draws from the box enlarged by this fraction.
+        chunk: steps fused into one jitted call (progress and checkpoints happen between).
+        noise_steps: steps of diffusion matching (state-dependent noise only).
+        remedy_rounds: at most this many rounds of the spurious-attractor remedy after
+            drift matching (`refine_attractors`; 0, the default, is off: it costs censuses
+            and raises the box error). Recommended for chaotic targets: 4.
+        remedy_steps: drift-matching steps per remedy round.
+    """
+
+    steps: int = 20000
+    batch: int = 1024
+    lr: float = 1e-2
+    final_lr_fraction: float = 1e-3
+    sampler: str = "mixture"
+    attractor_fraction: float = 0.5
+    enlarge: float = 0.2
+    chunk: int = 250
+    noise_steps: int = 3000
+    remedy_rounds: int = 0
+    remedy_steps: int = 4000
+
+    def __post_init__(self):
+        for name in ("steps", "batch", "chunk", "noise_steps", "remedy_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected {name} to be a positive integer; got {value!r}.")
+        if not isinstance(self.remedy_rounds, int) or self.remedy_rounds < 0:
+            raise ValueError(
+                f"Expected remedy_rounds to be an integer >= 0; got {self.remedy_rounds!r}."
+            )
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"Expected a finite learning rate lr > 0; got {self.lr!r}.")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"Expected sampler in {SAMPLERS}; got {self.sampler!r}.")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(
+                f"Expected final_lr_fraction in [0, 1]; got {self.final_lr_fraction!r}."
+            )
+        if not (np.isfinite(self.enlarge) and self.enlarge > -1):
+            raise ValueError(f"Expected a finite enlarge > -1; got {self.enlarge!r}.")
+        if not 0 <= self.attractor_fraction <= 1:
+            raise ValueError(
+                f"Expected attractor_fraction in [0, 1]; got {self.attractor_fraction!r}."
+            )
+
+    def to_dict(self) -> dict:
+        """Plain dict for config files."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- training
+
+
+class TrainState(eqx.Module):
+    """Everything needed to continue training bit for bit: model, optimiser state, step."""
+
+    model: LowRankRNN
+    opt_state: optax.OptState
+    step: Int[Array, ""]
+
+
+def drift_params(model: LowRankRNN):
+    """Filter spec selecting what drift matching trains: ``Gamma``, ``W_s`` and ``b``."""
+    spec = jax.tree.map(lambda _: False, model)
+    return eqx.tree_at(lambda m: (m.Gamma, m.W_s, m.b), spec, (True, True, True))
+
+
+def noise_params(model: LowRankRNN):
+    """Filter spec selecting what noise matching trains: the noise constant and read-out."""
+    spec = jax.tree.map(lambda _: False, model)
+    return eqx.tree_at(lambda m: (m.noise_const, m.noise_readout), spec, (True, True))
+
+
+def optimiser(config: TrainConfig, steps: int) -> optax.GradientTransformation:
+    """Adam with the cosine-decayed learning rate of ``config`` over ``steps`` steps."""
+    schedule = optax.cosine_decay_schedule(config.lr, steps, alpha=config.final_lr_fraction)
+    return optax.adam(schedule)
+
+
+def optimiser_steps(state: TrainState, optim, filter_fn, batch_loss, key, num: int):
+    """``num`` steps of ``optim`` on ``batch_loss(model, fold_in(key, step))``, in one scan.
+
+    Only the leaves ``filter_fn(model)`` selects are trained. Returns the new state and the
+    loss of every step. Drift and noise matching (`_chunk`) and the fit to data pairs share it.
+    """
+
+    def step(state: TrainState, _):
+        params, static = eqx.partition(state.model, filter_fn(state.model))
+        step_key = jr.fold_in(key, state.step)
+
+        def loss(params):
+            return batch_loss(eqx.combine(params, static), step_key)
+
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, opt_state = optim.update(grads, state.opt_state, params)
+        model = eqx.combine(eqx.apply_updates(params, updates), static)
+        return TrainState(model, opt_state, state.step + 1), value
+
+    return jax.lax.scan(step, state, None, length=num)
+
+
+def _chunk(state: TrainState, target, pool, key, config, loss_fn, filter_fn, num):
+    """``num`` optimiser steps from ``state``; returns the new state and the step losses."""
+    optim = optimiser(config, config.steps if loss_fn is drift_loss else config.noise_steps)
+    batch_loss = lambda model, k: loss_fn(model, target, batch_points(k, target, pool, config))
+    return optimiser_steps(state, optim, filter_fn, batch_loss, key, num)
+
+
+train_chunk = eqx.filter_jit(_chunk)  # ``num`` steps of one network, one compiled call
+# a seed sweep: states, pools and keys carry a leading seed axis, the target is shared
+_train_chunks = eqx.filter_jit(eqx.filter_vmap(_chunk, in_axes=(0, None, 0, 0) + (None,) * 4))
+
+
+def init_train_state(model: LowRankRNN, config: TrainConfig, *, noise: bool = False) -> TrainState:
+    """Fresh optimiser state for drift (or, with ``noise=True``, diffusion) matching."""
+    filter_fn = noise_params if noise else drift_params
+    optim = optimiser(config, config.noise_steps if noise else config.steps)
+    params, _ = eqx.partition(model, filter_fn(model))
+    return TrainState(model, optim.init(params), jnp.asarray(0, dtype=jnp.int32))
+
+
+def run_training(
+    state: TrainState,
+    target: Target,
+    *,
+    key: KeyArray[Array, "*seeds"],
+    config: TrainConfig,
+    pool: Float[Array, "*seeds pool k"] | None = None,
+    noise: bool = False,
+    on_chunk: Callable[[TrainState, np.ndarray], None] | None = None,
+) -> tuple[TrainState, np.ndarray]:
+    """Continue drift (or diffusion) matching from ``state`` until the configured step count.
+
+    Step ``i`` draws its batch with ``fold_in(key, i)``, so a run resumed from a saved
+    `TrainState` reproduces the uninterrupted run exactly. After each chunk of
+    ``config.chunk`` steps ``on_chunk(state, chunk_losses)`` is called (progress, checkpoints).
+    A state, pool and key with a leading seed axis (see `fit_seeds`) train every seed at once.
+
+    Returns:
+        The final state and the losses of the steps run here (``(seeds, steps)`` for a sweep).
+    """
+    total = config.noise_steps if noise else config.steps
+    loss_fn = diffusion_loss if noise else drift_loss
+    filter_fn = noise_params if noise else drift_params
+    if config.sampler != "box" and pool is None:
+        raise ValueError(
+            f"Expected attractor points (pool) for sampler {config.sampler!r}; "
+            "compute them with attractor_points()."
+        )
+    sweep = state.step.ndim == 1
+    if sweep and len(set(np.asarray(state.step).tolist())) > 1:
+        raise ValueError(f"Expected every seed of a sweep at the same step; got {state.step}.")
+    chunk_fn = _train_chunks if sweep else train_chunk
+    losses = []
+    while (done := int(jnp.min(state.step))) < total:
+        num = min(config.chunk, total - done)
+        state, chunk_losses = chunk_fn(state, target, pool, key, config, loss_fn, filter_fn, num)
+        chunk_losses = np.asarray(chunk_losses)
+        if not np.all(np.isfinite(chunk_losses)):
+            bad = np.argwhere(~np.isfinite(chunk_losses))[0]
+            where = f" (member {bad[0]} of the sweep, counting from 0)" if sweep else ""
+            raise FloatingPointError(
+                f"Training diverged: non-finite loss near step {done + num}{where}; "
+                f"try a smaller learning rate than {config.lr}."
+            )
+        losses.append(chunk_losses)
+        if on_chunk is not None:
+            on_chunk(state, chunk_losses)
+    shape = (state.step.shape[0], 0) if sweep else (0,)
+    return state, np.concatenate(losses, axis=-1) if losses else np.zeros(shape)
