@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from ..io._io import atomic_write_bytes, atomic_write_json
 from ..memory._memory import memory_experiments
-from ..plotting._plotting_memory import plot_curves, plot_occupancy
 from ..memory._wells import well_geometry
+from ..plotting._plotting_memory import plot_curves, plot_occupancy
 from ._folder import RunError, check_count, check_finite
 from ._loading import load_run
 
