@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import ddm_jax as ddm
-from ddm_jax.fidelity._fidelity import empirical_diffusion_error, projections
+from ddm_jax.fidelity._fidelity import empirical_diffusion_error
+from ddm_jax.fidelity._statistics import projections
 
 
 def test_sliced_wasserstein_of_a_shift_is_exact(key):

@@ -22,9 +22,11 @@ from ._fidelity import (
     increment_covariance as increment_covariance,
     limit_cycle as limit_cycle,
     lyapunov_exponent as lyapunov_exponent,
+    stationary_samples as stationary_samples,
+)
+from ._statistics import (
     moment_errors as moment_errors,
     relative_moment_errors as relative_moment_errors,
     sliced_wasserstein as sliced_wasserstein,
     spread as spread,
-    stationary_samples as stationary_samples,
 )

@@ -23,64 +23,13 @@ from ..simulation import (
     simulate_target,
 )
 from ..targets import Target
+from ._census import attractor_kind
 from ._errors import diffusion_error, drift_error
-
-CHAOTIC = {"lorenz": 0.9056, "dadras": 0.41}  # reference largest Lyapunov exponents
-OSCILLATORS = {"vdp"}
-
-
-# ---------------------------------------------------------------- distribution distances
-
-
-def projections(k: int, num: int = 128, seed: int = 20260214) -> Float[Array, "num k"]:
-    """``num`` fixed unit directions in R^k (the same for every comparison)."""
-    d = jr.normal(jr.key(seed), (num, k))
-    return d / jnp.linalg.norm(d, axis=-1, keepdims=True)
-
-
-@jax.jit
-def _sw(a, b, dirs):
-    pa = jnp.sort(a @ dirs.T, axis=0)
-    pb = jnp.sort(b @ dirs.T, axis=0)
-    return jnp.sqrt(jnp.mean((pa - pb) ** 2))
-
-
-def sliced_wasserstein(
-    a: Float[Array, "N k"], b: Float[Array, "N k"], num_projections: int = 128
-) -> float:
-    """Sliced 2-Wasserstein distance between two equal-size samples, fixed projections.
-
-    ``sqrt(mean_theta W2^2(theta.a, theta.b))``; each 1-d W2 is exact for empirical samples
-    of equal size (sorted differences).
-    """
-    a, b = jnp.asarray(a), jnp.asarray(b)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(
-            f"Expected two samples of equal shape (N, k); got {a.shape} and {b.shape}."
-        )
-    return float(_sw(a, b, projections(a.shape[1], num_projections)))
-
-
-def spread(samples: Float[Array, "N k"]) -> float:
-    """RMS spread ``sqrt(trace Cov)`` of a sample."""
-    return float(jnp.sqrt(jnp.sum(jnp.var(samples, axis=0))))
-
-
-def moment_errors(a: Float[Array, "N k"], ref: Float[Array, "N k"]) -> tuple[float, float]:
-    """(mean error relative to the spread of ``ref``, relative Frobenius covariance error)."""
-    return relative_moment_errors(a.mean(0), jnp.cov(a.T), ref.mean(0), jnp.cov(ref.T), spread(ref))
-
-
-def relative_moment_errors(mean, cov, ref_mean, ref_cov, ref_spread) -> tuple[float, float]:
-    """``(||mean - ref_mean|| / ref_spread, ||cov - ref_cov||_F / ||ref_cov||_F)``.
-
-    In the precision of the inputs: `moment_errors` of samples, `moments_run` of moments
-    streamed in float64.
-    """
-    mean_err = np.linalg.norm(np.asarray(mean) - np.asarray(ref_mean)) / ref_spread
-    cov, ref_cov = np.asarray(cov), np.asarray(ref_cov)
-    return float(mean_err), float(np.linalg.norm(cov - ref_cov) / np.linalg.norm(ref_cov))
-
+from ._statistics import (
+    moment_errors,
+    sliced_wasserstein,
+    spread,
+)
 
 # ---------------------------------------------------------------- deterministic features
 
@@ -112,18 +61,21 @@ def limit_cycle(
 ) -> tuple[float, float]:
     """(period, amplitude) of a limit cycle of ``dz/dt = f(z)``.
 
-    Period: mean interval between upward zero crossings of the first coordinate (linearly
-    interpolated); amplitude: the largest first coordinate after the transient.
+    Period: mean interval between upward crossings of the first coordinate through its mean
+    over the window (linearly interpolated; NaN with fewer than two); amplitude: the largest
+    first coordinate after the transient.
     """
     step = lambda z: rk4_step(f, z, dt)
     z = jax.lax.fori_loop(0, int(transient / dt), lambda _, z: step(z), z0)
     _, zs = jax.lax.scan(lambda z, _: (step(z), step(z)), z, None, length=int(time / dt))
     x = np.asarray(zs[:, 0], dtype=float)
+    amplitude = float(x.max())
+    x = x - x.mean()
     up = np.nonzero((x[:-1] < 0) & (x[1:] >= 0))[0]
     if up.size < 2:
-        return float("nan"), float(x.max())
+        return float("nan"), amplitude
     crossings = (up + x[up] / (x[up] - x[up + 1])) * dt
-    return float(np.mean(np.diff(crossings))), float(x.max())
+    return float(np.mean(np.diff(crossings))), amplitude
 
 
 # ---------------------------------------------------------------- the report
@@ -165,10 +117,12 @@ class FidelityReport:
             ("stationary covariance error", pct(m["cov_error"]),
              f"{pct(m['cov_error_null'])} (null)"),
         ]  # fmt: skip
+        source = lambda name: "measured" if m[f"{name}_reference_measured"] else "given"
         if "lyapunov_network" in m:
             rows.append(
                 ("largest Lyapunov exponent", f"{m['lyapunov_network']:.4f}",
-                 f"{m['lyapunov_target']:.4f}")
+                 f"{m['lyapunov_target']:.4f} (reference {m['lyapunov_reference']:.4f}, "
+                 f"{source('lyapunov')})")
             )  # fmt: skip
         if "census_mismatch" in m:  # added by `attractor_census` (ddm-jax evaluate)
             lam = lambda w: (f"{m[f'census_lyapunov_{w}']:.4f} +- "
@@ -184,7 +138,8 @@ class FidelityReport:
                              lam("network"), lam("target")))  # fmt: skip
         if "period_network" in m:
             rows.append(("limit-cycle period", f"{m['period_network']:.4f}",
-                         f"{m['period_target']:.4f}"))  # fmt: skip
+                         f"{m['period_target']:.4f} (reference {m['period_reference']:.4f}, "
+                         f"{source('period')})"))  # fmt: skip
             rows.append(("limit-cycle amplitude", f"{m['amplitude_network']:.4f}",
                          f"{m['amplitude_target']:.4f}"))  # fmt: skip
         s = self.settings
@@ -252,6 +207,14 @@ def increment_covariance(
     return jnp.einsum("nbi,nbj->nij", dz, dz) / ((draws - 1) * dt)
 
 
+def _reference(name: str, given: float | None, measured: float) -> dict:
+    """``{name}_reference``: the target's metadata, else its own measured value (flagged)."""
+    return {
+        f"{name}_reference": measured if given is None else given,
+        f"{name}_reference_measured": float(given is None),
+    }
+
+
 def fidelity_report(
     model: LowRankRNN,
     target: Target,
@@ -276,9 +239,17 @@ def fidelity_report(
         simulation. ``sw``: sliced-Wasserstein distance between stationary samples of the
         network and of the target, over the target's RMS spread; ``sw_null``: the median of
         the same between ``null_pairs`` pairs of independent target runs; ``sw_ratio``.
-        ``mean_error``, ``cov_error`` (and ``_null``): stationary moments. Chaotic targets
-        add ``lyapunov_target``/``lyapunov_network``, Van der Pol ``period_*`` and
-        ``amplitude_*`` (deterministic drifts). Lorenz statistics are folded by its symmetry.
+        ``mean_error``, ``cov_error`` (and ``_null``): stationary moments. With
+        ``deterministic``, the kind of the target's attractor (``target.attractor``, or when
+        that is None the majority class of `attractor_kind` over 8 of the held-out points)
+        decides the rest. Chaotic: ``lyapunov_target``, ``lyapunov_network``
+        (`lyapunov_exponent` of the noise-free drifts from one held-out point) and
+        ``lyapunov_reference``: ``target.lyapunov``, or when that is None the measured
+        ``lyapunov_target``, with ``lyapunov_reference_measured`` 1.0 (0.0 when given).
+        Limit cycle: ``period_*`` and ``amplitude_*`` (`limit_cycle`, same start), with
+        ``period_reference`` and ``period_reference_measured`` alike. Fixed points: nothing
+        more. ``settings`` records ``attractor`` and ``attractor_measured``. Statistics are
+        folded by ``target.fold`` when set.
 
     Args:
         model: the trained network.
@@ -334,20 +305,25 @@ def fidelity_report(
     metrics["cov_error_null"] = float(np.median(null_cov))
     metrics["spread"] = scale
 
-    if deterministic and target.name in CHAOTIC:
+    kind, measured = target.attractor, target.attractor is None
+    if deterministic and measured:
+        kind = attractor_kind(target, held[:8])
+    if deterministic and kind == "chaotic":
         z0 = held[0]
         metrics["lyapunov_target"] = lyapunov_exponent(target.f, z0)
         metrics["lyapunov_network"] = lyapunov_exponent(model.target_drift, z0)
-        metrics["lyapunov_reference"] = CHAOTIC[target.name]
-    if deterministic and target.name in OSCILLATORS:
-        z0 = target.z0
+        metrics.update(_reference("lyapunov", target.lyapunov, metrics["lyapunov_target"]))
+    if deterministic and kind == "limit_cycle":
+        z0 = held[0]
         metrics["period_target"], metrics["amplitude_target"] = limit_cycle(target.f, z0)
         metrics["period_network"], metrics["amplitude_network"] = limit_cycle(
             model.target_drift, z0
         )
+        metrics.update(_reference("period", target.period, metrics["period_target"]))
     settings = {
         "system": target.name, "n": model.n, "trajectories": trajectories, "t1": t1,
         "dt": dt, "save_dt": save_dt, "null_pairs": null_pairs, "solver": solver,
-        "folded": target.fold is not None,
+        "folded": target.fold is not None, "attractor": kind,
+        "attractor_measured": bool(deterministic and measured),
     }  # fmt: skip
     return FidelityReport(metrics, ref, net, burn_in, settings)

@@ -17,7 +17,6 @@ from ._memory import (
     switching as switching,
 )
 from ._wells import (
-    WELLS_FAMILY as WELLS_FAMILY,
     Hops as Hops,
     count_hops as count_hops,
     dwell_times as dwell_times,

@@ -1,8 +1,9 @@
 """Memory experiments on the ring of wells (SPEC section 6), for a target or its network.
 
-Each experiment takes the wells-family target (it fixes the geometry and is the reference
-SDE) and, optionally, a trained network that embeds it: with ``model`` the same protocol runs
-on the full n-neuron network, with the same key, hence the same Brownian increments
+Each experiment takes a wells-family target, one with wells metadata (``well_centres`` and
+``well_width`` fix the geometry; see `Target`), which is the reference SDE, and, optionally,
+a trained network that embeds it: with ``model`` the same protocol runs on the full n-neuron
+network, with the same key, hence the same Brownian increments
 trajectory by trajectory (target and network both draw ``dW`` from ``split(key, B)[i]``).
 Every trial and amplitude of a protocol is one batched simulation with a per-trajectory
 `Schedule`.
@@ -23,7 +24,7 @@ import numpy as np
 from .._custom_types import Key
 from ..network import LowRankRNN
 from ..simulation import cue, pulse, simulate_network, simulate_target
-from ..targets import Target, wells_potential
+from ..targets import Target
 from ._wells import (
     count_hops,
     dwell_times,
@@ -129,7 +130,7 @@ def recall(
     s = np.repeat(np.asarray(strengths, dtype=float), trials)
     cued = np.arange(s.size) % centres.shape[0]
     k_start, k_sim = jr.split(key)
-    z0s = spread * jr.normal(k_start, (s.size, 2), centres.dtype)
+    z0s = spread * jr.normal(k_start, (s.size, centres.shape[1]), centres.dtype)
     u = cue(centres[cued], strength=jnp.asarray(s), duration=duration)
     run = _simulate(target, model, z0s, key=k_sim, t1=duration + relax, dt=dt, save_dt=save_dt,
                     inputs=u)  # fmt: skip
@@ -150,7 +151,8 @@ class CyclingResult(NamedTuple):
             (over independent trajectories).
         mfpt: mean first-passage time from entering a core to entering another one.
         occupancy: ``(K,)`` share of time per well (hysteresis labels).
-        boltzmann: ``(K,)`` mass of ``exp(-U/T)`` in each well's angular sector.
+        boltzmann: ``(K,)`` mass of ``exp(-U/T)`` in each well's angular sector (None for a
+            target without ``potential``).
         epr: entropy production rate ``E_p[f^T D^-1 f + div f]`` over the stationary samples
             of the run (SPEC section 7, constant ``D = T I``), and its standard error
             ``epr_se`` over trajectories. A direct estimate: it weighs the sampled density by
@@ -172,23 +174,41 @@ class CyclingResult(NamedTuple):
     hop_rate_se: float
     mfpt: float
     occupancy: np.ndarray
-    boltzmann: np.ndarray
+    boltzmann: np.ndarray | None
     epr: float
     epr_se: float
     epr_exact: float | None
 
 
+def _temperature(target: Target) -> float:
+    """``T`` of the noise ``D = G G^T / 2 = T I``: ``D_00`` at the first well's centre."""
+    g = np.asarray(target.g(well_geometry(target)[0][0]), dtype=float)
+    return float((g @ g.T)[0, 0]) / 2
+
+
+def _potential(target: Target):
+    if target.potential is None:
+        raise ValueError(
+            f"Expected a target with a potential U(z, args) (metadata ``potential``) for the "
+            f"Boltzmann reference; got {target.name!r} without one."
+        )
+    return lambda z: target.potential(z, target.args)
+
+
 def _grid(target: Target, points: int = 201):
     line = jnp.linspace(-2.5, 2.5, points)
     zs = jnp.stack(jnp.meshgrid(line, line, indexing="ij"), -1).reshape(-1, 2)
-    energy = jax.vmap(lambda z: wells_potential(z, target.args))(zs)
-    temperature = float(target.args["noise"][0, 0]) ** 2 / 2
+    energy = jax.vmap(_potential(target))(zs)
+    temperature = _temperature(target)
     weight = jnp.exp(-(energy - energy.min()) / temperature)
     return zs, weight / weight.sum(), temperature
 
 
 def boltzmann_occupancy(target: Target) -> np.ndarray:
-    """Mass of ``exp(-U/T)`` in each well's angular sector (quadrature, 201^2 grid)."""
+    """Mass of ``exp(-U/T)`` (``target.potential``) in each well's angular sector.
+
+    Quadrature on a 201^2 grid of ``[-2.5, 2.5]^2`` (2-d wells).
+    """
     zs, p, _ = _grid(target)
     centres, _ = well_geometry(target)
     angle = lambda v: jnp.arctan2(v[..., 1], v[..., 0])
@@ -197,31 +217,35 @@ def boltzmann_occupancy(target: Target) -> np.ndarray:
 
 
 def exact_epr(target: Target) -> float | None:
-    """``alpha^2 / T E_p |grad U|^2`` for ``-(I + alpha J) grad U`` (``wells``: 0), else None.
+    """``alpha^2 / T E_p |grad U|^2`` for ``-(I + alpha J) grad U`` (gradient flow: 0).
 
-    With ``D = T I`` the stationary density is ``exp(-U/T)`` and ``f_irr = -alpha J grad U``,
-    so SPEC section 7's ``E_p[f_irr^T D^-1 f_irr]`` is this; computed by quadrature.
+    For a target whose metadata gives that form (``circulation`` alpha and ``potential`` U);
+    None otherwise. With ``D = T I`` the stationary density is ``exp(-U/T)`` and
+    ``f_irr = -alpha J grad U``, so SPEC section 7's ``E_p[f_irr^T D^-1 f_irr]`` is this;
+    computed by quadrature.
     """
-    if target.name not in ("wells", "cycling_wells"):
+    if target.circulation is None or target.potential is None:
         return None
     zs, p, temperature = _grid(target)
-    grad = jax.vmap(jax.grad(lambda z: wells_potential(z, target.args)))(zs)
-    alpha = float(target.args.get("alpha", 0.0))
+    grad = jax.vmap(jax.grad(_potential(target)))(zs)
+    alpha = target.circulation
     return alpha**2 / temperature * float(jnp.sum(p * jnp.sum(grad**2, -1)))
 
 
 def preferred_direction(target: Target) -> int:
     """+1 (counter-clockwise) or -1: the sign of the net ring current of a wells target.
 
-    For ``-(I + alpha J) grad U`` the current ``alpha T J grad p`` crosses any ray from the
-    centre with net flux ``-alpha T p(centre)``: clockwise for alpha > 0. The rotation
-    ``alpha J z`` of ``rotating_wells`` turns counter-clockwise for alpha > 0.
+    ``target.ring_direction`` when set (``rotating_wells``: the sign of its rotation
+    ``alpha J z``). Else from ``target.circulation``: for ``-(I + alpha J) grad U`` the
+    current ``alpha T J grad p`` crosses any ray from the centre with net flux
+    ``-alpha T p(centre)``, clockwise for alpha > 0. Else (no circulation known) +1.
     """
     well_geometry(target)
-    alpha = float(target.args.get("alpha", 0.0))
-    if target.name == "cycling_wells":
-        return -1 if alpha > 0 else 1
-    return -1 if alpha < 0 else 1
+    if target.ring_direction is not None:
+        return target.ring_direction
+    if target.circulation is not None and target.circulation > 0:
+        return -1
+    return 1
 
 
 def sample_epr(drift, zs, temperature: float) -> tuple[float, float]:
@@ -280,13 +304,14 @@ def cycling(
     good = backward if preferred < 0 else forward
     low, high = wilson_interval(good, max(forward + backward, 1))
     per_traj = np.concatenate(totals) / (t1 - burn_in)
-    temperature = float(target.args["noise"][0, 0]) ** 2 / 2
+    temperature = _temperature(target)
     drift = target.f if model is None else model.target_drift
     epr, epr_se = sample_epr(drift, jnp.concatenate(samples), temperature)
     return CyclingResult(
         forward, backward, other, preferred, good / max(forward + backward, 1), float(low),
         float(high), float(per_traj.mean()), float(per_traj.std(ddof=1) / np.sqrt(trajectories)),
-        dwell / max(dwell_n, 1), occ / trajectories, boltzmann_occupancy(target), epr, epr_se,
+        dwell / max(dwell_n, 1), occ / trajectories,
+        None if target.potential is None else boltzmann_occupancy(target), epr, epr_se,
         exact_epr(target),
     )  # fmt: skip
 

@@ -15,20 +15,21 @@ from jaxtyping import Array, Float, Int
 
 from ..targets import Target
 
-WELLS_FAMILY = ("wells", "cycling_wells", "rotating_wells")
 
+def well_geometry(target: Target) -> tuple[Float[Array, "K k"], Float[Array, ""]]:
+    """Centres ``(K, k)`` and width of a target's wells, from its metadata.
 
-def well_geometry(target: Target) -> tuple[Float[Array, "K 2"], Float[Array, ""]]:
-    """Centres ``(K, 2)`` and width of a wells-family target.
+    ``well_centres`` and ``well_width``, set by the registry's wells or by `from_callables`.
 
     Raises:
-        ValueError: when ``target`` is not one of `WELLS_FAMILY`.
+        ValueError: when ``target`` has no wells metadata.
     """
-    if target.name not in WELLS_FAMILY or not isinstance(target.args, dict):
+    if target.well_centres is None or target.well_width is None:
         raise ValueError(
-            f"Expected a target of the wells family {WELLS_FAMILY}; got {target.name!r}."
+            "Expected a target of the wells family (one with well_centres and well_width "
+            f"metadata, see from_callables); got {target.name!r} without them."
         )
-    return target.args["centres"], target.args["width"]
+    return jnp.asarray(target.well_centres), jnp.asarray(target.well_width)
 
 
 @jax.jit

@@ -84,17 +84,21 @@ def plot_cycling(rows: Sequence[Mapping], *, title: str = ""):
 def plot_occupancy(cycling, *, title: str = ""):
     """Share of time per well beside the mass of ``exp(-U/T)`` in each well's sector.
 
+    The ``exp(-U/T)`` bars are left out for a target without a potential.
+
     Args:
         cycling: one `CyclingResult` result, or ``{"target": ..., "network": ...}``.
         title: figure title.
     """
     sides = cycling if isinstance(cycling, Mapping) and "target" in cycling else {"": cycling}
     first = next(iter(sides.values()))
-    wells = np.arange(len(_get(first, "boltzmann")))
+    boltzmann = _get(first, "boltzmann")
+    wells = np.arange(len(_get(first, "occupancy")))
     fig = Figure(figsize=(4.5, 3.2), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / (len(sides) + 1)
-    ax.bar(wells, _get(first, "boltzmann"), width, label="exp(-U/T)", color="lightgrey")
+    if boltzmann is not None:
+        ax.bar(wells, boltzmann, width, label="exp(-U/T)", color="lightgrey")
     for i, (side, c) in enumerate(sides.items(), start=1):
         ax.bar(wells + i * width, _get(c, "occupancy"), width, label=side or "occupancy",
                color=COLOURS.get(side))  # fmt: skip

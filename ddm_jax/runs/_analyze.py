@@ -12,14 +12,28 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..analysis import antisymmetric_field, hopfield_energy, sub_network_state, symmetric_drift, symmetric_network, without_noise
-from ..analysis import hodge_split
-from ..io import atomic_write_json
-from ..analysis import diffusion_matrix, epr_from_samples, epr_from_trajectories
-from ..plotting import save_figure
-from ..plotting import plot_energy_fields, plot_epr_bars, plot_explained_variance, plot_recovered
-from ..simulation import simulate_network, simulate_target
+from ..analysis import (
+    antisymmetric_field,
+    diffusion_matrix,
+    epr_from_samples,
+    epr_from_trajectories,
+    hodge_split,
+    hopfield_energy,
+    sub_network_state,
+    symmetric_drift,
+    symmetric_network,
+    without_noise,
+)
 from ..data import recover_subspace, relative_trajectory_error
+from ..io import atomic_write_json
+from ..plotting import (
+    plot_energy_fields,
+    plot_epr_bars,
+    plot_explained_variance,
+    plot_recovered,
+    save_figure,
+)
+from ..simulation import simulate_network, simulate_target
 from ._folder import check_count, check_simulation
 from ._loading import load_run
 

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..io import CorruptFileError, atomic_write_bytes
-from ..training import TrainState
 from ..targets import Target
+from ..training import TrainState
 
 CHECKPOINT_FORMAT = "ddm-jax-checkpoint/1"
 

@@ -1,5 +1,7 @@
-"""A data run's files: recognising a trajectory file, its segments, its checked copy, and the
-learned target rebuilt from a saved network.
+"""A data run's files.
+
+Recognising a trajectory file, its segments, its checked copy, and the learned target rebuilt
+from a saved network.
 """
 
 import hashlib

@@ -9,11 +9,24 @@ import os
 import jax.random as jr
 import numpy as np
 
-from ..fidelity import attractor_census, census_applies
-from ..fidelity import FidelityReport, fidelity_report, stationary_samples
+from ..fidelity import (
+    FidelityReport,
+    attractor_census,
+    census_applies,
+    fidelity_report,
+    stationary_samples,
+)
 from ..io import atomic_write_json, atomic_write_text
-from ..plotting import plot_drift_field, plot_losses, plot_marginals, plot_neurons, plot_residual, plot_trajectories, save_figure
-from ..plotting import plot_census
+from ..plotting import (
+    plot_census,
+    plot_drift_field,
+    plot_losses,
+    plot_marginals,
+    plot_neurons,
+    plot_residual,
+    plot_trajectories,
+    save_figure,
+)
 from ._evaluate_data import DataReport, evaluate_data_run, is_data_run
 from ._folder import FIGURES, check_count, check_simulation
 from ._loading import TrainedRun, load_run

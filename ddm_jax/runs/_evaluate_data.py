@@ -20,14 +20,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..data import increments
-from ..data import diffusion_from_residuals, increment_means
+from ..data import diffusion_from_residuals, increment_means, increments
 from ..fidelity import moment_errors, sliced_wasserstein, spread
 from ..io import atomic_write_json, atomic_write_text
 from ..simulation import simulate_network
+from ._data_files import check_data_copy, data_segments
 from ._folder import check_count, check_finite
 from ._loading import TrainedRun
-from ._data_files import check_data_copy, data_segments
 
 
 @dataclasses.dataclass(frozen=True)

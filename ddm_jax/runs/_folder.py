@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..simulation import check_grid, check_solver
 from ..io import CorruptFileError
+from ..simulation import check_grid, check_solver
 
 RUN_FORMAT = "ddm-jax-run/1"
 RUN_FILES = (

@@ -1,5 +1,6 @@
-"""What every training command does before and after it trains: refuse a folder that holds
-something else, and write the loss histories atomically.
+"""What every training command does around training.
+
+Refuse a folder that holds something else, and write the loss histories atomically.
 """
 
 import io

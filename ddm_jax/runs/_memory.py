@@ -1,7 +1,7 @@
 """``ddm-jax memory``: the memory experiments of a trained wells-family run folder.
 
 Writes ``memory.json`` and ``figures/memory_*.png`` into the run folder. Every argument and
-the run itself (finished, a target of the wells family) are checked before anything is
+the run itself (finished, a target with wells metadata) are checked before anything is
 written, and every file is written atomically, so a failed start leaves the folder as it was.
 """
 
@@ -14,9 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from ..io import atomic_write_bytes, atomic_write_json
-from ..memory import memory_experiments
+from ..memory import memory_experiments, well_geometry
 from ..plotting import plot_curves, plot_occupancy
-from ..memory import WELLS_FAMILY, well_geometry
 from ._folder import RunError, check_count, check_finite
 from ._loading import load_run
 
@@ -67,14 +66,15 @@ def memory_run(
 
     Raises:
         ValueError: for a bad setting (before anything is read or written).
-        RunError: when the folder is not a finished run of a wells-family target.
+        RunError: when the folder is not a finished run of a wells-family target (one whose
+            metadata gives ``well_centres`` and ``well_width``, see `Target`).
     """
     _check_settings(trials, trajectories, time, burn_in, dt, seed)
     loaded = load_run(run)
-    if loaded.target.name not in WELLS_FAMILY:
+    if loaded.target.well_centres is None or loaded.target.well_width is None:
         raise RunError(
             f"{loaded.path} holds a {loaded.target.name!r} run; the memory experiments need a "
-            f"target of the wells family {WELLS_FAMILY}."
+            "target of the wells family (with well_centres and well_width metadata)."
         )
     out = memory_experiments(
         loaded.target, loaded.model, key=jr.key(seed), trials=trials,

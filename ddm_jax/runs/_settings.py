@@ -6,8 +6,8 @@ Training settings are validated here (by `TrainConfig`), before anything is writ
 import dataclasses
 import json
 
-from ..training import TrainConfig
 from ..targets import Target
+from ..training import TrainConfig
 from ._folder import jsonable
 
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))

@@ -15,8 +15,7 @@ import numpy as np
 from ..fidelity import relative_moment_errors
 from ..io import atomic_write_bytes, atomic_write_json, load_weights, model_from_weights
 from ..network import LowRankRNN
-from ..simulation import attractor_points
-from ..simulation import simulate_network, simulate_target, stationary_moments
+from ..simulation import attractor_points, simulate_network, simulate_target, stationary_moments
 from ._folder import RunError, check_count, check_simulation
 from ._loading import load_run
 

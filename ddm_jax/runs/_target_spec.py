@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from ..io import CorruptFileError
-from ..targets import SYSTEMS, make_target, system_defaults
-from ..targets import Target
+from ..targets import SYSTEMS, Target, make_target, system_defaults
 from ._folder import RunError, check_finite
 
 

@@ -10,7 +10,6 @@ them, the target's values at ``z0`` and the attractor pool. A failed start leave
 exactly as it was (absent, or unchanged).
 """
 
-import io
 import os
 import time
 from collections.abc import Callable
@@ -23,16 +22,21 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..io import atomic_write_bytes, atomic_write_json, save_model
 from ..fidelity import diffusion_error, drift_error
-from ..training import TrainConfig, solve_noise_readout, fit_plan, init_train_state, run_training
+from ..io import atomic_write_bytes, atomic_write_json, save_model
 from ..network import LowRankRNN, init_network
-from ..training import refine_attractors
 from ..simulation import attractor_points, sample_box
 from ..targets import Target
-from ._data_files import is_data_file
+from ..training import (
+    TrainConfig,
+    fit_plan,
+    init_train_state,
+    refine_attractors,
+    run_training,
+    solve_noise_readout,
+)
 from ._checkpoint import load_pool, read_checkpoint, save_pool, write_checkpoint
-from ._guard import check_folder, write_losses
+from ._data_files import is_data_file
 from ._folder import (
     RUN_FORMAT,
     RunError,
@@ -43,10 +47,10 @@ from ._folder import (
     read_config,
     remove_stale_temporaries,
 )
+from ._guard import check_folder, write_losses
 from ._loading import TrainedRun, default_run_folder, load_run
 from ._progress import TrainProgress
 from ._settings import TRAIN_FIELDS, differences, resumed_settings, settings_for
-from ._status import describe
 from ._target_spec import is_target_file, load_target, target_spec
 
 

@@ -14,20 +14,24 @@ import shutil
 import time
 from pathlib import Path
 
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..data import load_trajectories, split_held_out, trajectory_segments
-from ..data import check_data, fit_data, learned_target
-from ..io import CorruptFileError, atomic_write_json, save_model
+from ..data import (
+    check_data,
+    fit_data,
+    load_trajectories,
+    split_held_out,
+    trajectory_segments,
+)
+from ..io import atomic_write_json, save_model
 from ..training import TrainConfig
-from ._folder import RUN_FORMAT, RunError, check_finite, clear, environment, now, read_config
+from ._data_files import data_segments
+from ._folder import RUN_FORMAT, check_finite, clear, environment, now, read_config
+from ._guard import check_folder, write_losses
 from ._loading import TrainedRun
 from ._progress import TrainProgress
 from ._settings import TRAIN_FIELDS
-from ._data_files import data_segments, is_data_file
-from ._guard import check_folder, write_losses
 
 HELD_OUT = 0.2
 

@@ -6,7 +6,6 @@ systems (`make_target`).
 
 from ._systems import (
     SYSTEMS as SYSTEMS,
-    _wells_potential,
     make_target as make_target,
     ou_stationary_covariance as ou_stationary_covariance,
     system_defaults as system_defaults,
@@ -15,5 +14,3 @@ from ._targets import (
     Target as Target,
     from_callables as from_callables,
 )
-
-wells_potential = _wells_potential

@@ -5,7 +5,9 @@ A target is the latent Ito SDE ``dz = f(t, z, args) dt + G(t, z, args) dB`` with
 ``D = G G^T / 2``. Drift and diffusion are pure functions with diffrax's signature; every
 parameter lives in the ``args`` PyTree. A target also carries the metadata training and
 evaluation need: a box that contains the attractor, a typical initial state, the network
-size the paper used, and (Lorenz) the symmetry used to fold statistics.
+size the paper used, the symmetry used to fold statistics, and what is known of its dynamics
+(attractor kind, reference exponent or period, wells geometry). Analysis reads this metadata,
+never the target's name; None means "unknown" (measured where needed).
 """
 
 from collections.abc import Callable
@@ -20,6 +22,9 @@ from .._custom_types import ArrayLike, LatentVec, PyTree
 
 Drift = Callable[[ArrayLike, LatentVec, PyTree], LatentVec]
 Diffusion = Callable[[ArrayLike, LatentVec, PyTree], Float[Array, "k m"]]
+Potential = Callable[[LatentVec, PyTree], Float[Array, ""]]
+
+ATTRACTORS = ("chaotic", "limit_cycle", "fixed_point")
 
 
 class Target(eqx.Module):
@@ -38,6 +43,25 @@ class Target(eqx.Module):
         paper_neurons: network size used for this system in the paper, if any.
         fold: map applied before comparing statistics (Lorenz: ``(x, y, w) -> (-x, -y, w)``
             when ``x < 0``), or None.
+
+    Metadata of the noise-free flow ``dz/dt = f(z)`` (it does not depend on the noise); None
+    means unknown, and analyses that need it measure it (`fidelity_report`, `census_applies`):
+        attractor: the kind of the attractor(s) typical states end on: ``"chaotic"``,
+            ``"limit_cycle"`` or ``"fixed_point"`` (one of `ATTRACTORS`).
+        lyapunov: reference largest Lyapunov exponent (per time unit) of a chaotic attractor.
+        period: reference period of a limit cycle.
+
+    Wells metadata (the memory experiments need ``well_centres`` and ``well_width``):
+        well_centres: centres of the wells, K tuples of k floats.
+        well_width: length scale of a well (the labels' cores have radius ``0.75 width``).
+        potential: ``U(z, args) -> ()``, the landscape whose Boltzmann weight ``exp(-U/T)``
+            is compared with the wells' occupancy.
+        circulation: ``alpha`` when the drift is ``-(I + alpha J) grad U`` (``J`` the quarter
+            turn; 0 for a gradient flow): the stationary density is then ``exp(-U/T)`` and
+            the entropy production is known exactly. None when the drift has no such form.
+        ring_direction: +1 (counter-clockwise) or -1, the sense of the net probability
+            current around the ring of wells; None: derived from ``circulation`` (clockwise
+            for alpha > 0), counter-clockwise when that is None too.
     """
 
     name: str = eqx.field(static=True)
@@ -51,6 +75,14 @@ class Target(eqx.Module):
     additive: bool = eqx.field(static=True)
     paper_neurons: int | None = eqx.field(static=True, default=None)
     fold: Callable[[LatentVec], LatentVec] | None = eqx.field(static=True, default=None)
+    attractor: str | None = eqx.field(static=True, default=None)
+    lyapunov: float | None = eqx.field(static=True, default=None)
+    period: float | None = eqx.field(static=True, default=None)
+    well_centres: tuple[tuple[float, ...], ...] | None = eqx.field(static=True, default=None)
+    well_width: float | None = eqx.field(static=True, default=None)
+    potential: Potential | None = eqx.field(static=True, default=None)
+    circulation: float | None = eqx.field(static=True, default=None)
+    ring_direction: int | None = eqx.field(static=True, default=None)
 
     @property
     def dim(self) -> int:
@@ -119,6 +151,14 @@ def from_callables(
     name: str = "custom",
     paper_neurons: int | None = None,
     fold: Callable[[LatentVec], LatentVec] | None = None,
+    attractor: str | None = None,
+    lyapunov: float | None = None,
+    period: float | None = None,
+    well_centres: ArrayLike | None = None,
+    well_width: float | None = None,
+    potential: Potential | None = None,
+    circulation: float | None = None,
+    ring_direction: int | None = None,
 ) -> Target:
     """Build a target from any drift/diffusion pair of the right shapes.
 
@@ -132,6 +172,15 @@ def from_callables(
         name: a label for files and reports.
         paper_neurons: suggested network size.
         fold: optional symmetry map applied before comparing statistics.
+        attractor: ``"chaotic"``, ``"limit_cycle"``, ``"fixed_point"`` or None (unknown:
+            measured where needed). The rest as in `Target`, None when unknown.
+        lyapunov: reference largest Lyapunov exponent of a chaotic attractor.
+        period: reference period of a limit cycle.
+        well_centres: ``(K, k)`` centres of the wells (for the memory experiments).
+        well_width: length scale of a well (for the memory experiments).
+        potential: ``U(z, args)``, for the Boltzmann reference ``exp(-U/T)``.
+        circulation: ``alpha`` of a drift ``-(I + alpha J) grad U`` (0: gradient flow).
+        ring_direction: +1 or -1, the sense of the net current around the wells.
 
     Returns:
         A validated `Target`.
@@ -174,6 +223,8 @@ def from_callables(
             f"Expected diffusion(t, z, args) to return a ({k}, m) matrix; got {g_out.shape}."
         )
     probe = low + (high - low) * jax.random.uniform(jax.random.key(0), (16, k))
+    meta = _metadata(name, k, attractor, lyapunov, period, well_centres, well_width,
+                     circulation, ring_direction)  # fmt: skip
     return Target(
         name=name,
         drift=drift,
@@ -186,4 +237,43 @@ def from_callables(
         additive=_is_additive(diffusion, args, probe),
         paper_neurons=paper_neurons,
         fold=fold,
+        potential=potential,
+        **meta,
     )
+
+
+def _metadata(name, k, attractor, lyapunov, period, centres, width, circulation, direction):
+    """Validated metadata of `from_callables`, as the hashable static values `Target` holds."""
+    if attractor is not None and attractor not in ATTRACTORS:
+        raise ValueError(
+            f"Expected attractor among {ATTRACTORS} or None for target {name!r}; got {attractor!r}."
+        )
+    meta = {"attractor": attractor, "ring_direction": direction}
+    for key, value in (("lyapunov", lyapunov), ("period", period), ("well_width", width),
+                       ("circulation", circulation)):  # fmt: skip
+        if value is not None:
+            _check_finite(name, **{key: value})
+            if np.ndim(value) != 0:
+                raise ValueError(f"Expected a scalar {key} for target {name!r}; got {value!r}.")
+            value = float(value)
+        meta[key] = value
+    if meta["period"] is not None and meta["period"] <= 0:
+        raise ValueError(f"Expected period > 0 for target {name!r}; got {period!r}.")
+    if meta["well_width"] is not None and meta["well_width"] <= 0:
+        raise ValueError(f"Expected well_width > 0 for target {name!r}; got {width!r}.")
+    if direction is not None and direction not in (1, -1):
+        raise ValueError(
+            f"Expected ring_direction +1 or -1 for target {name!r}; got {direction!r}."
+        )
+    if centres is not None:
+        arr = np.asarray(centres, dtype=float)
+        _check_finite(name, well_centres=arr)
+        if arr.ndim != 2 or arr.shape[1] != k or arr.shape[0] < 1:
+            raise ValueError(
+                f"Expected well_centres of shape (K, {k}) for target {name!r}; got {arr.shape}."
+            )
+        centres = tuple(tuple(float(x) for x in row) for row in arr)
+    meta["well_centres"] = centres
+    if meta["ring_direction"] is not None:
+        meta["ring_direction"] = int(meta["ring_direction"])
+    return meta
