@@ -1,4 +1,4 @@
-"""Memory experiments on the ring of wells (SPEC section 6), for a target or its network.
+"""Memory experiments on the ring of wells, for a target or its network.
 
 Each experiment takes the wells-family target (it fixes the geometry and is the reference
 SDE) and, optionally, a trained network that embeds it: with ``model`` the same protocol runs
@@ -152,7 +152,7 @@ class CyclingResult(NamedTuple):
         occupancy: ``(K,)`` share of time per well (hysteresis labels).
         boltzmann: ``(K,)`` mass of ``exp(-U/T)`` in each well's angular sector.
         epr: entropy production rate ``E_p[f^T D^-1 f + div f]`` over the stationary samples
-            of the run (SPEC section 7, constant ``D = T I``), and its standard error
+            of the run (constant ``D = T I``), and its standard error
             ``epr_se`` over trajectories. A direct estimate: it weighs the sampled density by
             ``|f|^2 / T``, so the O(dt) error of the Euler-Maruyama stationary density shows;
             on ``cycling_wells`` alpha = 3 (400 x 40 time units) it gave 89.2, 84.3 and 83.1
@@ -200,7 +200,7 @@ def exact_epr(target: Target) -> float | None:
     """``alpha^2 / T E_p |grad U|^2`` for ``-(I + alpha J) grad U`` (``wells``: 0), else None.
 
     With ``D = T I`` the stationary density is ``exp(-U/T)`` and ``f_irr = -alpha J grad U``,
-    so SPEC section 7's ``E_p[f_irr^T D^-1 f_irr]`` is this; computed by quadrature.
+    so the entropy production ``E_p[f_irr^T D^-1 f_irr]`` is this; computed by quadrature.
     """
     if target.name not in ("wells", "cycling_wells"):
         return None
@@ -249,7 +249,7 @@ def cycling(
     statistics count from ``burn_in`` on. The ensemble is simulated in batches of ``chunk``
     trajectories, to bound memory; each batch has its own key, so the noise of a trajectory
     depends on ``chunk`` (target and network with the same settings share it). The EPR is
-    the sample estimator of SPEC section 7 on states every ``epr_every`` time units after the
+    the sample estimator (docs: Theory) on states every ``epr_every`` time units after the
     burn-in, with the drift of ``model`` when given (its read-out drift) and the target's
     otherwise.
     """
