@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUN ?= runs/lorenz-512
 
-.PHONY: venv demo test lint bench bench-full notebooks clean
+.PHONY: venv demo test lint docs bench bench-full notebooks clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,docs]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ddm_jax tests benchmarks
 	$(VENV)/bin/ruff format --check ddm_jax tests benchmarks
 
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 notebooks: $(STAMP)
 	$(PY) notebooks/execute.py
 
@@ -37,4 +40,4 @@ bench-full: $(STAMP)
 	$(PY) benchmarks/run_all.py --full
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs site .cache .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@
 import datetime
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 import diffrax
@@ -23,11 +24,27 @@ def _device() -> jax.Device:
     return jax.config.jax_default_device or jax.devices()[0]
 
 
+def _commit() -> str | None:
+    """The commit the benchmark ran on (``+dirty`` with uncommitted changes), None outside git."""
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        return head + ("+dirty" if git("status", "--porcelain", "--", "ddm_jax") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def stamp() -> dict:
-    """Device, versions, dtype and date of this run."""
+    """Device, versions, dtype, date, commit and the machine's load when this run started."""
     device = _device()
     count = len(jax.devices(device.platform))
     return {
+        "commit": _commit(),
+        "load": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "device": f"{device.platform}: {device.device_kind}, {count} device(s), "
         f"{os.cpu_count()} CPU cores",
         "machine": platform.machine(),
@@ -52,6 +69,7 @@ def write_results(name: str, data: dict, table: str, plot_fn) -> None:
     """
     name = result_name(name)
     ddm.io.atomic_write_json(RESULTS / f"{name}.json", data)
-    header = ", ".join(f"{k} {data[k]}" for k in ("device", "jax", "diffrax", "dtype", "date"))
+    keys = ("device", "jax", "diffrax", "dtype", "date", "commit", "load")
+    header = ", ".join(f"{k} {data[k]}" for k in keys if data.get(k) is not None)
     ddm.io.atomic_write_text(RESULTS / f"{name}.md", f"{header}\n\n{table}")
     plot_fn(RESULTS / f"{name}.png")

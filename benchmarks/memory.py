@@ -136,6 +136,10 @@ def markdown(data: dict) -> str:
 
 def plot(data: dict, path) -> None:
     one = data["one_network"]
+    one = {
+        **one,
+        **{k: {s: one[k][s] for s in ("target", "network")} for k in ("switching", "recall")},
+    }  # the curves, not their checks
     figs = [
         ddm.plotting.plot_curves(one["switching"], xlabel="pulse amplitude",
                         ylabel="P(end in the pulsed well)", title="switching, wells"),
@@ -150,13 +154,23 @@ def plot(data: dict, path) -> None:
     for fig, name in zip(figs, names, strict=True):
         ddm.plotting.save_figure(fig, RESULTS / f"{result_name('memory')}-{name}.png")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    labels = {  # inputs are latent drifts: units of z per unit time
+        "switching": (
+            "pulse amplitude (z per unit time, for 2 time units)",
+            "P(end in the pulsed well)",
+        ),
+        "recall": ("cue strength (z per unit time)", "P(end in the cued well)"),
+    }
     for ax, name in zip(axes, ("switching", "recall"), strict=True):
         for side, colour in (("target", "black"), ("network", "tab:orange")):
             c = one[name][side]
             ax.plot(c["x"], c["probability"], "o-", color=colour, label=side)
-            ax.fill_between(c["x"], c["low"], c["high"], color=colour, alpha=0.15)
-        ax.set(title=name, ylim=(0, 1))
-        ax.legend()
+            ax.fill_between(c["x"], c["low"], c["high"], color=colour, alpha=0.15,
+                            label=f"{side}, Wilson 95% interval")  # fmt: skip
+        xlabel, ylabel = labels[name]
+        ax.set(title=f"{name} ({one[name]['target']['trials']} trials a point)", ylim=(0, 1),
+               xlabel=xlabel, ylabel=ylabel)  # fmt: skip
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,5 +1,10 @@
-"""Execute every notebook with small sizes; any error fails the test."""
+"""Execute every notebook with small sizes; any error fails the test.
 
+The executed full-size copies in docs/notebooks/ (``make notebooks``) are what the docs site
+shows: every cell there that draws a figure must carry it as an image.
+"""
+
+import re
 from pathlib import Path
 
 import nbformat
@@ -7,6 +12,10 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+EXECUTED = sorted((Path(__file__).parent.parent / "docs" / "notebooks").glob("*.ipynb"))
+# a cell draws a figure when it calls a ddm.plotting function or pyplot's drawing calls
+DRAWS = re.compile(r"\bplot_\w+\(|\bplt\.(figure|subplots|plot|semilogy|imshow|scatter)\(|"
+                   r"\.subplots\(|\bdisplay\(")  # fmt: skip
 # what each notebook must print (a sign it reached its point, not just that it ran)
 PRINTS = {
     "memory.ipynb": "preferred-direction fraction",  # the cycling experiment
@@ -40,3 +49,26 @@ def test_notebook_is_stored_without_outputs(path):
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert not [cell for cell in code if cell.get("outputs")], f"{path.name} has outputs"
     assert all(cell.get("execution_count") is None for cell in code)
+
+
+def test_every_notebook_has_an_executed_copy():
+    assert [p.name for p in EXECUTED] == [p.name for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=lambda p: p.name)
+def test_executed_notebook_shows_its_figures(path):
+    """A cell that draws has an image/png output, and no figure is left as ``<Figure ...>``."""
+    nb = nbformat.read(path, as_version=4)
+    missing, text_only = [], []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        data = [o.get("data", {}) for o in cell.get("outputs", [])]
+        has_png = any("image/png" in d for d in data)
+        if DRAWS.search(cell.source) and not has_png:
+            missing.append(i)
+        if any(str(d.get("text/plain", "")).startswith("<Figure") and "image/png" not in d
+               for d in data):  # fmt: skip
+            text_only.append(i)
+    assert not missing, f"{path.name}: cells {missing} draw a figure but show no image"
+    assert not text_only, f"{path.name}: cells {text_only} show a Figure's repr, not the figure"

@@ -92,7 +92,7 @@ def export(
     run: RunArg,
     format_: Annotated[str, typer.Option("--format", help="Interchange format: npz.")] = "npz",
 ):
-    """Export the trained network: weights.npz (plain NumPy arrays, SPEC section 10)."""
+    """Export the trained network: weights.npz (plain NumPy arrays)."""
     with errors():
         file = ddm.runs.export_run(run, format=format_)
     typer.echo(f"wrote {file}")

@@ -1,4 +1,4 @@
-"""The mean and the diffusion of recorded increments, given a learned drift (SPEC section 11).
+"""The mean and the diffusion of recorded increments, given a learned drift.
 
 `increment_means` gives ``E[dz | z]`` over lags dt and 2 dt: ``h f`` for a drift fitted to
 ``dz / dt`` (plain), the flow of the learned drift for a corrected one. `residual_diffusion`

@@ -1,7 +1,7 @@
 """Learn the target from recorded trajectories and embed it: drift matching on increments.
 
 The drift is the conditional mean of increments, ``f(z) = E[z_{t+dt} - z_t | z_t = z] / dt
-+ O(dt)`` (SPEC section 11), so the perceptron is fitted by the drift loss to pairs
++ O(dt)``, so the perceptron is fitted by the drift loss to pairs
 ``(z_t, y_t)``. Each pair is noisy (variance ``2 D / dt``) and the fit averages it out.
 
 **Discretisation bias and its correction.** ``E[dz | z] / dt = f + (dt / 2) L f + O(dt^2)``
@@ -317,7 +317,7 @@ def entropy_production(
 ) -> Float[Array, ""]:
     """Entropy production rate ``Phi = E_p[f^T D^-1 f + div f]`` over stationary samples ``zs``.
 
-    Valid for constant D and ``zs`` drawn from the stationary density (SPEC section 7: the
+    Valid for constant D and ``zs`` drawn from the stationary density (Theory page of the docs: the
     cross term of the reversible and irreversible parts integrates to zero). With a learned
     drift and D it is the EPR of the learned SDE, evaluated on the recorded states.
     """

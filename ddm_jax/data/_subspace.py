@@ -1,4 +1,4 @@
-"""Recovering the k-dimensional affine subspace from neuron activity (SPEC section 8).
+"""Recovering the k-dimensional affine subspace from neuron activity.
 
 A network started on ``M = {x = Gamma v + b}`` without private noise stays on it, so its
 neuron states have exactly k non-zero principal components (up to float rounding). The PCA

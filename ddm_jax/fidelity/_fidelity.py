@@ -1,4 +1,4 @@
-"""Fidelity: how faithfully a trained network reproduces its target SDE (SPEC section 9).
+"""Fidelity: how faithfully a trained network reproduces its target SDE.
 
 Every statistic is computed for the network and, beside it, for the target against itself
 (a null of the same size), so a reader can tell model error from sampling noise.
@@ -229,7 +229,7 @@ def fidelity_report(
     solver: str = "euler",
     deterministic: bool = True,
 ) -> FidelityReport:
-    """Measure a trained network against its target (SPEC section 9).
+    """Measure a trained network against its target.
 
     Metrics (relative errors are fractions, not percent):
         ``drift_error_box``, ``drift_error_attractor``: relative L2 drift errors on held-out

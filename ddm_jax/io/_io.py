@@ -117,7 +117,7 @@ def load_model(path: str | os.PathLike) -> LowRankRNN:
 
 
 def export_weights(path: str | os.PathLike, model: LowRankRNN, system: str) -> None:
-    """Write the interchange file ``weights.npz`` (SPEC section 10), atomically.
+    """Write the interchange file ``weights.npz``, atomically.
 
     Arrays: ``Gamma (n, k)``, ``W_s (k, n)``, ``b (n,)``, ``embed (n, k) = E``,
     ``offset (n,) = e``, ``tau ()``, ``noise (n, m) = Sigma`` (the neuron noise matrix at the

@@ -1,4 +1,4 @@
-"""Memory experiments on the ring of wells (SPEC section 6), for a target or its network.
+"""Memory experiments on the ring of wells, for a target or its network.
 
 Each experiment takes a wells-family target, one with wells metadata (``well_centres`` and
 ``well_width`` fix the geometry; see `Target`), which is the reference SDE, and, optionally,
@@ -154,7 +154,7 @@ class CyclingResult(NamedTuple):
         boltzmann: ``(K,)`` mass of ``exp(-U/T)`` in each well's angular sector (None for a
             target without ``potential``).
         epr: entropy production rate ``E_p[f^T D^-1 f + div f]`` over the stationary samples
-            of the run (SPEC section 7, constant ``D = T I``), and its standard error
+            of the run (constant ``D = T I``), and its standard error
             ``epr_se`` over trajectories. A direct estimate: it weighs the sampled density by
             ``|f|^2 / T``, so the O(dt) error of the Euler-Maruyama stationary density shows;
             on ``cycling_wells`` alpha = 3 (400 x 40 time units) it gave 89.2, 84.3 and 83.1
@@ -221,7 +221,7 @@ def exact_epr(target: Target) -> float | None:
 
     For a target whose metadata gives that form (``circulation`` alpha and ``potential`` U);
     None otherwise. With ``D = T I`` the stationary density is ``exp(-U/T)`` and
-    ``f_irr = -alpha J grad U``, so SPEC section 7's ``E_p[f_irr^T D^-1 f_irr]`` is this;
+    ``f_irr = -alpha J grad U``, so the entropy production ``E_p[f_irr^T D^-1 f_irr]`` is this;
     computed by quadrature.
     """
     if target.circulation is None or target.potential is None:
@@ -273,7 +273,7 @@ def cycling(
     statistics count from ``burn_in`` on. The ensemble is simulated in batches of ``chunk``
     trajectories, to bound memory; each batch has its own key, so the noise of a trajectory
     depends on ``chunk`` (target and network with the same settings share it). The EPR is
-    the sample estimator of SPEC section 7 on states every ``epr_every`` time units after the
+    the sample estimator (docs: Theory) on states every ``epr_every`` time units after the
     burn-in, with the drift of ``model`` when given (its read-out drift) and the target's
     otherwise.
     """

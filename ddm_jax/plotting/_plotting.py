@@ -29,7 +29,7 @@ Arrayish = np.ndarray | Array
 
 
 def coordinate_names(system: str, k: int) -> tuple[str, ...]:
-    """Names of the latent coordinates: the SPEC's for the paper's systems, else z1..zk."""
+    """Names of the latent coordinates: the paper's for its systems, else z1..zk."""
     names = _COORDINATES.get(system)
     return names if names is not None and len(names) == k else tuple(f"z{i + 1}" for i in range(k))
 

@@ -1,4 +1,4 @@
-"""Figures of the analysis (SPEC sections 7-8): fields and energy, EPR, PCA, recovery.
+"""Figures of the analysis: fields and energy, EPR, PCA, recovery.
 
 Every function takes arrays already computed by the analysis core and returns a matplotlib
 `Figure` (drawn, not written; write it with `save_figure`).

@@ -29,10 +29,10 @@ A run folder is self-describing:
 - ``losses.npz``, ``training.json``: loss per step, wall time and final errors;
 - ``simulation.npz``: written by `simulate_run`; ``moments.json`` by `moments_run`;
 - ``metrics.json``, ``report.md``, ``figures/*.png``: written by `evaluate_run`;
-- ``weights.npz``: written by `export_run` (SPEC section 10);
+- ``weights.npz``: written by `export_run`;
 - ``memory.json``, ``figures/memory_*.png``: written by `memory_run`.
 - ``analysis.json``, ``figures/{energy_fields,epr,explained_variance,recovered}.png``:
-  written by `analyze_run` (SPEC sections 7-8).
+  written by `analyze_run`.
 - ``data.npz`` / ``data.npy``: a data run's copy of its trajectory file.
 
 Every command checks all its settings before it writes anything, so a failed start leaves

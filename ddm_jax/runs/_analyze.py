@@ -1,7 +1,7 @@
 """``ddm-jax analyze``: Hopfield energy, entropy production and the recovered subspace of a run.
 
 `analyze_run` writes ``analysis.json`` and ``figures/{energy_fields, epr, explained_variance,
-recovered}.png`` (SPEC sections 7-8). Every setting and the constant-D requirement are
+recovered}.png``. Every setting and the constant-D requirement are
 checked, and everything is computed and drawn, before the first file is written.
 """
 

@@ -55,7 +55,7 @@ def evaluate_run(
 ) -> FidelityReport | DataReport:
     """Measure a trained run against its target; write ``metrics.json``, ``report.md``, figures.
 
-    Runs `fidelity_report` with these settings (SPEC section 9), then simulates
+    Runs `fidelity_report` with these settings, then simulates
     ``display_trajectories`` trajectories from stationary target states for the figures,
     keeping the network's neuron states (``min(time, 20)`` time units saved every
     ``max(dt, 0.01)``). Everything is seeded, so evaluating again reproduces

@@ -14,7 +14,7 @@ EXPORT_FORMATS = ("npz",)
 def export_run(run: str | os.PathLike, format: str = "npz") -> Path:
     """Write the run's network in an interchange format; returns the file written.
 
-    ``"npz"``: ``weights.npz`` (SPEC section 10), read back and checked after writing.
+    ``"npz"``: ``weights.npz``, read back and checked after writing.
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"Expected format in {EXPORT_FORMATS}; got {format!r}.")

@@ -1,4 +1,4 @@
-"""The registered target systems of SPEC section 1 and the name registry.
+"""The registered target systems of the paper and the name registry.
 
 Each constructor returns a validated `Target`; `make_target(name, **params)` looks one up by
 name so tests and benchmarks can loop over every system. A constructor sets the metadata of
