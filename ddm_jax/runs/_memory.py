@@ -19,6 +19,7 @@ from ..plotting import plot_curves, plot_occupancy
 from ..memory import WELLS_FAMILY, well_geometry
 from ._folder import RunError, check_count, check_finite
 from ._loading import load_run
+from ._lock import holds_run_folder
 
 
 def _check_settings(trials, trajectories, time, burn_in, dt, seed) -> None:
@@ -42,6 +43,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+@holds_run_folder
 def memory_run(
     run: str | os.PathLike,
     *,

@@ -44,6 +44,7 @@ from ._folder import (
     remove_stale_temporaries,
 )
 from ._loading import TrainedRun, default_run_folder, load_run
+from ._lock import hold_folder
 from ._progress import TrainProgress
 from ._settings import TRAIN_FIELDS, differences, resumed_settings, settings_for
 from ._status import describe
@@ -157,6 +158,13 @@ def train_run(
     explicit = dict(neurons=neurons, seed=seed, tau=tau, private_noise=private_noise)
     explicit.update(train_settings)
     path = Path(default_run_folder(target, neurons) if out is None else out)
+    with hold_folder(path, create=not resume):  # checked and written by this command alone
+        return _train_run(path, system, target, params, explicit, resume, overwrite,
+                          checkpoint_every, progress)  # fmt: skip
+
+
+def _train_run(path, system, target, params, explicit, resume, overwrite, checkpoint_every,
+               progress) -> TrainedRun:  # fmt: skip
     if resume:
         if not (path / "config.json").is_file():
             raise RunError(f"Nothing to resume in {path} (no config.json); drop --resume.")
