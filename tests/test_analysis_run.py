@@ -59,8 +59,30 @@ def test_failed_start_leaves_the_folder_then_the_corrected_command_succeeds(vdp_
     assert written["hopfield"]["symmetric_max_rise"] <= 1e-4 * abs(
         written["hopfield"]["energy_start"]
     )
-    epr = written["entropy_production"]["target"]["samples"]
-    assert epr["low"] <= epr["value"] <= epr["high"]
+    for who in ("target", "network"):
+        for how in ("samples", "trajectories"):
+            epr = written["entropy_production"][who][how]
+            assert epr["stderr"] > 0
+            assert epr["low"] < epr["value"] < epr["high"]
+
+
+def test_entropy_production_of_ou_against_the_exact_value(tmp_path):
+    """The target's EPR by both estimators, as `analyze_run` measures it, within 4 standard
+    errors of the exact OU value, and the standard error small enough for that to matter."""
+    out = tmp_path / "ou-8"
+    ddm.runs.train_run("ou", out, neurons=8, steps=50, batch=64, chunk=50, sampler="box")
+    result = ddm.runs.analyze_run(out, trajectories=16, time=10.0, burn_in=3.0, dt=1e-2,
+                                  cells=10, figures=False)  # fmt: skip
+    target = ddm.make_target("ou")
+    exact = float(
+        ddm.analysis.ou_entropy_production(
+            target.args["B"], ddm.analysis.diffusion_matrix(target)
+        ).epr
+    )
+    for how in ("samples", "trajectories"):
+        epr = result["entropy_production"]["target"][how]
+        assert epr["stderr"] < 0.1 * exact, (how, epr, exact)
+        assert abs(epr["value"] - exact) < 4 * epr["stderr"], (how, epr, exact)
 
 
 def test_cli_analyze_one_line_errors(tmp_path):

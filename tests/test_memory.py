@@ -117,8 +117,11 @@ def test_switching_small(wells_network):
     assert curve.trials == 40
     assert curve.probability[0] < 0.4
     assert curve.probability[1] > 0.8
-    assert np.all(curve.low <= curve.probability)
-    assert np.all(curve.probability <= curve.high)
+    # the interval is Wilson's of these counts (itself checked against exact values above)
+    np.testing.assert_array_equal(curve.probability, curve.successes / curve.trials)
+    low, high = ddm.memory.wilson_interval(jnp.asarray(curve.successes), curve.trials)
+    np.testing.assert_allclose(curve.low, low, rtol=1e-6)
+    np.testing.assert_allclose(curve.high, high, rtol=1e-6)
     net = ddm.memory.switching(target, key=jr.key(0), model=model, **kwargs)
     assert net.probability[0] < 0.4
     assert net.probability[1] > 0.8
@@ -142,7 +145,13 @@ def test_cycling_small():
     assert result.preferred == 1
     assert result.forward + result.backward > 200
     assert result.fraction > 0.85
-    assert result.fraction_low <= result.fraction <= result.fraction_high
+    hops = result.forward + result.backward
+    good = result.forward if result.preferred == 1 else result.backward
+    assert result.fraction == pytest.approx(good / hops)
+    low, high = ddm.memory.wilson_interval(jnp.asarray(good), hops)
+    assert (result.fraction_low, result.fraction_high) == pytest.approx(
+        (float(low), float(high)), rel=1e-6
+    )
     assert result.occupancy.sum() == pytest.approx(1.0, abs=1e-5)
     assert 1.0 < result.mfpt < 10.0
     assert result.hop_rate > 0

@@ -5,7 +5,8 @@ Each subcommand calls one public function (`train_run`, `simulate_run`, `evaluat
 does exactly what the shell does. One module per command group over ``_common`` (the app,
 errors, signals): ``_systems``, ``_train``, ``_outputs``, ``_analyze``, ``_memory``; each
 command is registered here, in the order of ``--help``. Bad input ends with a one-line
-``error: ...`` on stderr and exit status 1, never a traceback; an interrupted training (Ctrl-C
+``error: ...`` on stderr and exit status 1, not a traceback (``ddm-jax --debug ...`` or
+``DDM_JAX_DEBUG=1`` shows it); an interrupted training (Ctrl-C
 or SIGTERM) keeps its last good checkpoint, says how to resume, and exits with 130 (SIGINT) or
 143 (SIGTERM).
 """

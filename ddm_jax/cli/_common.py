@@ -20,6 +20,28 @@ app = typer.Typer(
 
 RunArg = Annotated[Path, typer.Argument(help="A run folder written by `ddm-jax train`.")]
 
+_options = {"debug": False}  # set by `main_options` at every invocation
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the full traceback of an error instead of one line (or set "
+            "DDM_JAX_DEBUG=1).",
+        ),
+    ] = False,
+):
+    """Embed stochastic dynamical systems into low-rank RNNs by drift-diffusion matching."""
+    _options["debug"] = debug
+
+
+def debugging() -> bool:
+    """Whether errors show their traceback: ``--debug`` or ``DDM_JAX_DEBUG`` (not 0)."""
+    return _options["debug"] or os.environ.get("DDM_JAX_DEBUG", "") not in ("", "0")
+
 
 class Terminated(KeyboardInterrupt):
     """Raised by the SIGTERM handler, so a kill unwinds like Ctrl-C."""
@@ -68,7 +90,10 @@ def fail(message: str, code: int = 1):
 
 @contextlib.contextmanager
 def errors(on_interrupt=None):
-    """Expected failures become one line on stderr; interrupts exit with 128 + signal."""
+    """Expected failures become one line on stderr; interrupts exit with 128 + signal.
+
+    With ``--debug`` (or ``DDM_JAX_DEBUG=1``) a failure shows its full traceback instead.
+    """
     try:
         yield
     except KeyboardInterrupt as err:
@@ -76,4 +101,6 @@ def errors(on_interrupt=None):
         typer.echo(on_interrupt() if on_interrupt else "interrupted.", err=True)
         raise typer.Exit(code) from None
     except (ValueError, OSError, FloatingPointError) as err:
+        if debugging():
+            raise
         fail(str(err) or type(err).__name__)

@@ -104,6 +104,24 @@ def learned_target(model: LowRankRNN, *, z0=None, name: str = "data") -> Target:
     )  # fmt: skip
 
 
+_REMEDIES = (
+    "Either the learning rate is too large (lr {lr:g}: try a tenth of it) or the data carry "
+    "no usable noise (noise-free, degenerate, or sampled too coarsely for the dynamics)."
+)
+
+
+def _check_drift_fit(losses: np.ndarray, config: TrainConfig) -> None:
+    """A one-line `FloatingPointError` when the drift fit diverged, saying what was seen."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        seen = f"{losses[bad[0] - 1]:.3g} at step {bad[0]}" if bad[0] else "none"
+        raise FloatingPointError(
+            f"The drift fit to the data diverged: the loss became non-finite at step "
+            f"{bad[0] + 1} of {losses.size} (first loss {losses[0]:.3g}, last finite "
+            f"{seen}). {_REMEDIES.format(lr=config.lr)}"
+        )
+
+
 def drift_targets(inc: Increments, correct: bool) -> np.ndarray:
     """The regression targets y: ``dz1 / dt``, or the Richardson ``2 dz1/dt - dz2/(2 dt)``."""
     if not correct:
@@ -288,6 +306,8 @@ def fit_data(
         losses.append(np.asarray(chunk))
         if on_chunk is not None:
             on_chunk(state, losses[-1])
+    all_losses = np.concatenate(losses)
+    _check_drift_fit(all_losses, config)
     model = state.model
     if refit:
         model = refit_readout(model, inc.z, ys)
@@ -296,7 +316,8 @@ def fit_data(
     if not (np.all(np.isfinite(eig)) and eig.min() > 1e-9 * max(eig.max(), 0.0)):
         raise ValueError(
             f"Expected a positive definite diffusion from the residuals; got eigenvalues "
-            f"{eig.tolist()} (noise-free, degenerate or too coarsely sampled data?)."
+            f"{eig.tolist()} after a drift fit of loss {all_losses[0]:.3g} at the first step, "
+            f"{all_losses[-1]:.3g} at the last. {_REMEDIES.format(lr=config.lr)}"
         )
     G = np.linalg.cholesky(2 * D)
     noise_const = float(tau) * G / np.asarray(model.scale, float)[:, None]
@@ -309,7 +330,7 @@ def fit_data(
         )
     z0 = np.median(np.concatenate(segments), axis=0)
     target = learned_target(model, z0=z0, name=name)
-    return DataFit(model, target, jnp.asarray(D, dtype), np.concatenate(losses), noise_losses)
+    return DataFit(model, target, jnp.asarray(D, dtype), all_losses, noise_losses)
 
 
 def entropy_production(

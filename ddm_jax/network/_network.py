@@ -7,6 +7,7 @@ invariant and attracting at rate ``1 / tau``, and the latent dynamics are the pe
 ``tau dv/dt = -v + W_s phi(Gamma v + b)``. Target coordinates are ``z = c + S v``.
 """
 
+import numbers
 from collections.abc import Callable
 
 import equinox as eqx
@@ -173,7 +174,7 @@ class LowRankRNN(eqx.Module):
 
 def init_network(
     target: Target,
-    n: int,
+    n: int | numbers.Integral,
     *,
     key: Key,
     tau: float = 1.0,
@@ -201,10 +202,11 @@ def init_network(
         ValueError: for ``n < k``, non-positive ``tau`` or negative/non-finite noise.
     """
     k, m = target.dim, target.noise_dim
-    if not isinstance(n, int) or n < k:
+    if not isinstance(n, numbers.Integral) or n < k:  # NumPy integers too
         raise ValueError(
             f"Expected the number of neurons n >= k = {k} (the latent dimension); got {n}."
         )
+    n = int(n)
     if not (tau > 0 and jnp.isfinite(tau)):
         raise ValueError(f"Expected a finite time constant tau > 0; got {tau}.")
     if not (private_noise >= 0 and jnp.isfinite(private_noise)):

@@ -35,7 +35,10 @@ A run folder is self-describing:
   written by `analyze_run`.
 - ``data.npz`` / ``data.npy``: a data run's copy of its trajectory file.
 
-Every command checks all its settings before it writes anything, so a failed start leaves
+Every command that writes into a folder holds it alone while it runs (``.ddm-jax.lock``, with
+its process id; a second command is refused naming it, a stale lock of a dead process is
+taken over), so the files of a finished run all come from one run. Every command checks all
+its settings before it writes anything, so a failed start leaves
 the folder as it was, and every file is written atomically (temporary name, then rename), so
 an interrupted command never leaves a half-written file in place of a good one.
 """

@@ -36,6 +36,7 @@ from ..plotting import (
 from ..simulation import simulate_network, simulate_target
 from ._folder import check_count, check_simulation
 from ._loading import load_run
+from ._lock import holds_run_folder
 
 Z95_HALF = 1.959964  # half-width of a 95% interval in standard errors
 
@@ -77,6 +78,7 @@ def _energy_plane(model, target, size: int = 25):
     return grid, np.asarray(sym)[..., :2], np.asarray(anti)[..., :2], np.asarray(energy)
 
 
+@holds_run_folder
 def analyze_run(
     run: str | os.PathLike,
     *,

@@ -1,8 +1,11 @@
 """Checkpoints (``checkpoint.eqx``) and the attractor pool (``pool.npy``) of a training run.
 
 A checkpoint is one JSON header line (format, phase, step, elapsed seconds, payload size and
-SHA-256) followed by the serialised `TrainState` and the loss histories, so a truncated or
-corrupt file is detected before it is used.
+SHA-256, and the remedy's history once it has run) followed by the serialised `TrainState`
+and the loss histories in their own dtype (float64 under ``JAX_ENABLE_X64``), so a resumed
+run writes every file as the uninterrupted one would, and a truncated or corrupt file is
+detected before it is used. The phase is ``"drift"``, ``"remedy"`` (drift matching and the
+attractor remedy done; the state is drift matching's) or ``"noise"``.
 """
 
 import hashlib
@@ -69,15 +72,18 @@ def load_pool(path: Path, target: Target):
     return jnp.asarray(pool)
 
 
-def write_checkpoint(path: Path, phase: str, state: TrainState, losses, noise_losses, elapsed):
+def write_checkpoint(
+    path: Path, phase: str, state: TrainState, losses, noise_losses, elapsed, remedy=None
+):
     payload = io.BytesIO()
     eqx.tree_serialise_leaves(payload, state)
-    np.save(payload, np.asarray(losses, dtype=np.float32))
-    np.save(payload, np.asarray(noise_losses, dtype=np.float32))
+    np.save(payload, np.asarray(losses))  # in their own dtype: a resume is bitwise
+    np.save(payload, np.asarray(noise_losses))
     data = payload.getvalue()
     header = {
         "format": CHECKPOINT_FORMAT, "phase": phase, "step": int(state.step),
         "elapsed": elapsed, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        **({"remedy": remedy} if remedy is not None else {}),
     }  # fmt: skip
     atomic_write_bytes(path, (json.dumps(header) + "\n").encode() + data)
 
@@ -86,7 +92,8 @@ def read_checkpoint(path: Path, skeletons: dict[str, TrainState]):
     header = read_checkpoint_header(path)
     data = io.BytesIO(path.read_bytes().partition(b"\n")[2])
     try:
-        state = eqx.tree_deserialise_leaves(data, skeletons[header["phase"]])
+        skeleton = skeletons["drift" if header["phase"] == "remedy" else header["phase"]]
+        state = eqx.tree_deserialise_leaves(data, skeleton)
         losses = np.load(data)
         noise_losses = np.load(data)
     except Exception as err:

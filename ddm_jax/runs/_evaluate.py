@@ -30,6 +30,7 @@ from ..plotting import (
 from ._evaluate_data import DataReport, evaluate_data_run, is_data_run
 from ._folder import FIGURES, check_count, check_simulation
 from ._loading import TrainedRun, load_run
+from ._lock import holds_run_folder
 from ._simulate import residual_trace, side_by_side
 
 
@@ -38,6 +39,7 @@ def _clean_json(metrics: dict) -> dict:
     return {k: (float(v) if np.isfinite(v) else None) for k, v in metrics.items()}
 
 
+@holds_run_folder
 def evaluate_run(
     run: str | os.PathLike,
     *,

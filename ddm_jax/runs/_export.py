@@ -7,10 +7,12 @@ import numpy as np
 
 from ..io import CorruptFileError, export_weights, load_weights
 from ._loading import load_run
+from ._lock import holds_run_folder
 
 EXPORT_FORMATS = ("npz",)
 
 
+@holds_run_folder
 def export_run(run: str | os.PathLike, format: str = "npz") -> Path:
     """Write the run's network in an interchange format; returns the file written.
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..io import atomic_write_bytes
 from ._folder import RunError, read_config
+from ._lock import LOCK_FILE
 from ._settings import differences
 from ._status import describe
 
@@ -26,7 +27,8 @@ def check_folder(path: Path, settings: dict, *, overwrite: bool) -> None:
             f"{path} already holds {what}, {describe(path)}; pass --overwrite to replace it"
             + ("." if diff else " or --resume to continue it.")
         )
-    if not has_run and path.is_dir() and any(path.iterdir()) and not overwrite:
+    others = [p for p in path.iterdir() if p.name != LOCK_FILE] if path.is_dir() else []
+    if not has_run and others and not overwrite:
         raise RunError(
             f"{path} is not empty and holds no ddm-jax run; choose another --out or pass "
             "--overwrite (only ddm-jax's own files are ever deleted)."

@@ -18,6 +18,7 @@ from ..memory import memory_experiments, well_geometry
 from ..plotting import plot_curves, plot_occupancy
 from ._folder import RunError, check_count, check_finite
 from ._loading import load_run
+from ._lock import holds_run_folder
 
 
 def _check_settings(trials, trajectories, time, burn_in, dt, seed) -> None:
@@ -41,6 +42,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+@holds_run_folder
 def memory_run(
     run: str | os.PathLike,
     *,

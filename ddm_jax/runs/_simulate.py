@@ -18,6 +18,7 @@ from ..network import LowRankRNN
 from ..simulation import attractor_points, simulate_network, simulate_target, stationary_moments
 from ._folder import RunError, check_count, check_simulation
 from ._loading import load_run
+from ._lock import holds_run_folder
 
 
 def residual_trace(model: LowRankRNN, xs) -> np.ndarray:
@@ -43,6 +44,7 @@ def side_by_side(model, target, z0s, *, key, t1, dt, save_dt, solver, neuron_tra
     return net, ref, few
 
 
+@holds_run_folder
 def simulate_run(
     run: str | os.PathLike,
     *,
@@ -118,6 +120,7 @@ def simulate_run(
     return out
 
 
+@holds_run_folder
 def moments_run(
     run: str | os.PathLike,
     *,

@@ -49,6 +49,7 @@ from ._folder import (
 )
 from ._guard import check_folder, write_losses
 from ._loading import TrainedRun, default_run_folder, load_run
+from ._lock import hold_folder
 from ._progress import TrainProgress
 from ._settings import TRAIN_FIELDS, differences, resumed_settings, settings_for
 from ._target_spec import is_target_file, load_target, target_spec
@@ -161,6 +162,13 @@ def train_run(
     explicit = dict(neurons=neurons, seed=seed, tau=tau, private_noise=private_noise)
     explicit.update(train_settings)
     path = Path(default_run_folder(target, neurons) if out is None else out)
+    with hold_folder(path, create=not resume):  # checked and written by this command alone
+        return _train_run(path, system, target, params, explicit, resume, overwrite,
+                          checkpoint_every, progress)  # fmt: skip
+
+
+def _train_run(path, system, target, params, explicit, resume, overwrite, checkpoint_every,
+               progress) -> TrainedRun:  # fmt: skip
     if resume:
         if not (path / "config.json").is_file():
             raise RunError(f"Nothing to resume in {path} (no config.json); drop --resume.")
@@ -236,20 +244,22 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
     ckpt_file = path / "checkpoint.eqx"
     phase, state = "drift", skeletons["drift"]
     losses, noise_losses, elapsed = np.zeros(0, np.float32), np.zeros(0, np.float32), 0.0
+    remedy_history = None
     if ckpt_file.is_file():
         header, state, losses, noise_losses = read_checkpoint(ckpt_file, skeletons)
         phase, elapsed = header["phase"], header["elapsed"]
+        remedy_history = header.get("remedy")
     monitor = _monitor_points(target, pool)
     has_noise_phase = model.noise_readout is not None
-    remedy_history = None
 
     started = time.monotonic()
     # the latest completed state, replaced in one store so an interrupt never splits it
     last = {"snap": (state, losses, noise_losses), "saved": True, "time": started}
+    last["remedy"] = remedy_history  # checkpointed once the remedy has run
 
     def checkpoint(phase):
         now_elapsed = elapsed + time.monotonic() - started
-        write_checkpoint(ckpt_file, phase, *last["snap"], now_elapsed)
+        write_checkpoint(ckpt_file, phase, *last["snap"], now_elapsed, last["remedy"])
         last["time"], last["saved"] = time.monotonic(), True
 
     def on_chunk(phase, total):
@@ -297,19 +307,18 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
             )  # fmt: skip
             if not last["saved"]:
                 checkpoint("drift")
-            if config.remedy_rounds:  # not checkpointed: a resume redoes it, bit for bit
+            if config.remedy_rounds:  # interrupted, a resume redoes it, bit for bit
                 state, remedy = _remedy(state, target, plan, config, pool, remedy_progress)
                 last["snap"] = (state, np.concatenate([last["snap"][1], remedy[0]]),
                                 last["snap"][2])  # fmt: skip
-                remedy_history = remedy[1]
-            if has_noise_phase:
-                phase = "noise"
-                noisy = solve_noise_readout(
-                    state.model, target, key=plan.noise_fit_key, config=config
-                )
-                state = init_train_state(noisy, config, noise=True)
-                last["snap"] = (state, *last["snap"][1:])
-                checkpoint("noise")
+                last["remedy"], phase = remedy[1], "remedy"
+                checkpoint("remedy")
+        if phase != "noise" and has_noise_phase:
+            phase = "noise"
+            noisy = solve_noise_readout(state.model, target, key=plan.noise_fit_key, config=config)
+            state = init_train_state(noisy, config, noise=True)
+            last["snap"] = (state, *last["snap"][1:])
+            checkpoint("noise")
         if phase == "noise":
             state, _ = run_training(
                 state, target, key=plan.noise_key, config=plan.noise_config, noise=True,
@@ -322,6 +331,7 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
             checkpoint(phase)
         raise
     _, losses, noise_losses = last["snap"]
+    remedy_history = last["remedy"]
     model = state.model
     total_elapsed = elapsed + time.monotonic() - started
     write_losses(path, losses, noise_losses)

@@ -30,6 +30,7 @@ from ._data_files import data_segments
 from ._folder import RUN_FORMAT, check_finite, clear, environment, now, read_config
 from ._guard import check_folder, write_losses
 from ._loading import TrainedRun
+from ._lock import hold_folder
 from ._progress import TrainProgress
 from ._settings import TRAIN_FIELDS
 
@@ -104,6 +105,12 @@ def train_data_run(
     settings = _settings(file, dt, neurons, seed, tau, train_settings)
     n = settings["neurons"]
     path = Path(f"runs/{file.stem}-{n}" if out is None else out)
+    with hold_folder(path, create=True):  # checked and written by this command alone
+        return _train(file, path, settings, overwrite, progress)
+
+
+def _train(file: Path, path: Path, settings: dict, overwrite: bool, progress) -> TrainedRun:
+    n = settings["neurons"]
     check_folder(path, settings, overwrite=overwrite)
     if overwrite:
         clear(path)
