@@ -233,7 +233,9 @@ def simulate_target(
     Eager layer (concrete outputs): the finiteness flag is read back, and `SimulationDiverged`
     names the first non-finite time and trajectory. Traced: the same check is an
     `eqx.error_if` on ``zs`` (a runtime error, without the time and trajectory), and the
-    finiteness of ``z0s`` likewise. Same arguments, same numbers, traced or not.
+    finiteness of ``z0s`` likewise. A traced call makes the eager call's draws and arithmetic;
+    XLA may fuse them differently (under vmap), so the two agree to float32 rounding (under
+    jit alone, bitwise in the tests).
     """
     grid = _check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _plan(target, z0s, solver, grid, method, inputs)
@@ -296,8 +298,10 @@ def simulate_network(
     first non-finite time and trajectory. Traced: the residuals are scalar arrays, the check
     is an `eqx.error_if` on the outputs, and so is the finiteness of ``z0s``. A traced
     ``private_noise`` decides at run time whether the private noise is drawn, and a traced
-    model's update form is never timed (`fused_update`). Same arguments, same numbers,
-    traced or not.
+    model's update form is never timed (`fused_update`). A traced call makes the eager call's
+    draws and arithmetic; XLA may fuse them differently (under vmap, or selecting the draws
+    of a traced ``private_noise > 0``), so the two agree to float32 rounding (under jit
+    alone, bitwise in the tests).
     """
     grid = _check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _plan(model, z0s, solver, grid, method, inputs, keep_neurons)
