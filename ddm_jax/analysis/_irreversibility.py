@@ -8,10 +8,17 @@ For ``dz = f dt + sqrt(2D) dB`` (Ito, ``D = G G^T / 2`` constant) with stationar
 `epr_from_samples` (``E_p[f^T D^-1 f + div f]``) and `epr_from_trajectories` (Stratonovich
 ``(1/T) int f^T D^-1 o dz``), each with an interval from independent trajectories.
 The network's split ``W_s = W_rev + W_irr`` is in `_reversible.py`.
+
+Everything here composes with ``jax.jit``, ``jax.vmap`` and ``jax.grad``: shape checks run
+eagerly; value checks (positive-definite D, antisymmetric Q, no private noise) raise on the
+host when the values are concrete and become `eqx.error_if` when they are traced; an
+`Estimate` holds Python floats and a float64 NumPy array when its groups are concrete, JAX
+arrays when they are traced.
 """
 
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,6 +30,11 @@ from ..targets import Target, ou_stationary_covariance
 Z95 = 1.959964  # two-sided 95% normal quantile
 
 
+def _traced(tree) -> bool:
+    """Whether a leaf of ``tree`` is a tracer (inside jit, vmap or grad)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
 # ---------------------------------------------------------------- the diffusion matrix
 
 
@@ -30,6 +42,9 @@ def diffusion_matrix(system: Target | LowRankRNN) -> Float[Array, "k k"]:
     """The constant ``D = G G^T / 2`` of a target, or of a network in target coordinates.
 
     For a network ``G = S Ghat / tau`` (`LowRankRNN.latent_noise_target`).
+
+    Pure in the system's arrays (jit, vmap, grad); a traced ``private_noise`` is checked at
+    run time (`eqx.error_if`), a concrete one here.
 
     Raises:
         ValueError: for state-dependent noise or private neuron noise, where D is not a
@@ -41,12 +56,19 @@ def diffusion_matrix(system: Target | LowRankRNN) -> Float[Array, "k k"]:
                 "Expected a network with additive (constant) noise for the constant-D "
                 "entropy production estimators; got a state-dependent noise read-out."
             )
-        if float(system.private_noise) > 0:
+        if not _traced(system.private_noise) and float(system.private_noise) > 0:
             raise ValueError(
                 "Expected a network without private neuron noise for the constant-D "
                 f"estimators; got private_noise={float(system.private_noise)}."
             )
         G = system.scale[:, None] * system.noise_const / system.tau
+        if _traced(system.private_noise):
+            G = eqx.error_if(
+                G,
+                system.private_noise > 0,
+                "Expected a network without private neuron noise for the constant-D "
+                "estimators; got private_noise > 0.",
+            )
     elif isinstance(system, Target):
         if not system.additive:
             raise ValueError(
@@ -63,7 +85,13 @@ def _check_D(D, k: int) -> Float[Array, "k k"]:
     D = jnp.asarray(D)
     if D.shape != (k, k):
         raise ValueError(f"Expected a ({k}, {k}) diffusion matrix D; got shape {D.shape}.")
-    if not bool(jnp.all(jnp.linalg.eigvalsh((D + D.T) / 2) > 0)):
+    if _traced(D):
+        positive = jnp.all(jnp.linalg.eigvalsh((D + D.T) / 2) > 0)
+        message = "Expected a symmetric positive-definite D (the estimators divide by it)."
+        return eqx.error_if((D + D.T) / 2, ~positive, message)
+    with jax.ensure_compile_time_eval():  # a concrete D is checked now, inside jit as well
+        positive = bool(jnp.all(jnp.linalg.eigvalsh((D + D.T) / 2) > 0))
+    if not positive:
         raise ValueError(
             "Expected a symmetric positive-definite D (the estimators divide by it); got "
             f"eigenvalues {np.linalg.eigvalsh(np.asarray((D + D.T) / 2))}."
@@ -108,8 +136,13 @@ def potential_entropy_production(
     """
     D = _check_D(D, jnp.shape(A)[0])
     Q, A = jnp.asarray(Q), jnp.asarray(A)
-    if not bool(jnp.allclose(Q, -Q.T)):
-        raise ValueError("Expected an antisymmetric Q (Q^T = -Q); got a matrix that is not.")
+    message = "Expected an antisymmetric Q (Q^T = -Q); got a matrix that is not."
+    if _traced(Q):
+        Q = eqx.error_if(Q, ~jnp.allclose(Q, -Q.T), message)
+    else:
+        with jax.ensure_compile_time_eval():  # a concrete Q is checked now, inside jit as well
+            if not bool(jnp.allclose(Q, -Q.T)):
+                raise ValueError(message)
     return jnp.trace(A @ Q.T @ jnp.linalg.solve(D, Q))
 
 
@@ -118,6 +151,9 @@ def potential_entropy_production(
 
 class Estimate(NamedTuple):
     """An estimate with a 95% interval from independent groups (trajectories).
+
+    Python floats and a float64 NumPy array from concrete groups (the eager layer); JAX arrays
+    in the groups' dtype from traced ones (inside jit or vmap).
 
     Attributes:
         value: mean of the per-group estimates.
@@ -133,20 +169,38 @@ class Estimate(NamedTuple):
     high: float
     groups: np.ndarray
 
-    def covers(self, x: float) -> bool:
-        """Whether ``x`` lies in the 95% interval."""
+    def covers(self, x: float) -> bool | Array:
+        """Whether ``x`` lies in the 95% interval (a boolean array when traced)."""
+        if _traced((self.low, self.high, x)):
+            return (self.low <= x) & (x <= self.high)
         return self.low <= x <= self.high
 
 
 def _estimate(groups) -> Estimate:
+    """The interval of the per-group estimates.
+
+    In float64 on the host when they are concrete (the eager layer), in JAX in their own
+    dtype when they are traced.
+    """
+    if _traced(groups):
+        groups = jnp.asarray(groups)
+        _check_groups(groups.shape)
+        value = jnp.mean(groups)
+        stderr = jnp.std(groups, ddof=1) / np.sqrt(groups.size)
+        return Estimate(value, stderr, value - Z95 * stderr, value + Z95 * stderr, groups)
     groups = np.asarray(groups, dtype=np.float64)
-    if groups.ndim != 1 or groups.size < 2:
-        raise ValueError(
-            f"Expected at least 2 independent trajectories for an interval; got {groups.size}."
-        )
+    _check_groups(groups.shape)
     value = float(groups.mean())
     stderr = float(groups.std(ddof=1) / np.sqrt(groups.size))
     return Estimate(value, stderr, value - Z95 * stderr, value + Z95 * stderr, groups)
+
+
+def _check_groups(shape: tuple) -> None:
+    if len(shape) != 1 or int(np.prod(shape)) < 2:
+        raise ValueError(
+            "Expected at least 2 independent trajectories for an interval; got "
+            f"{int(np.prod(shape))}."
+        )
 
 
 def _grouped(zs, k: int, name: str) -> Float[Array, "B T k"]:
@@ -176,6 +230,9 @@ def epr_from_samples(f, D: Float[Array, "k k"], samples: Float[Array, "B T k"]) 
         D: ``(k, k)`` diffusion matrix ``G G^T / 2``.
         samples: ``(B, T, k)`` stationary states of B independent trajectories (burn-in
             discarded); the interval comes from the spread of the B per-trajectory means.
+
+    Pure in ``D``, ``samples`` and what ``f`` closes over (jit, vmap, grad); the eager layer is
+    `Estimate`'s float64 summary of the per-trajectory values, made when they are concrete.
     """
     D = _check_D(D, jnp.shape(D)[0])
     samples = _grouped(samples, D.shape[0], "samples")
@@ -204,6 +261,9 @@ def epr_from_trajectories(
         D: ``(k, k)`` diffusion matrix ``G G^T / 2``.
         zs: ``(B, T, k)`` stationary trajectories saved every ``dt``.
         dt: time between saved states.
+
+    Pure in ``D``, ``zs`` and what ``f`` closes over, as `epr_from_samples`; ``dt`` is a
+    static setting.
     """
     D = _check_D(D, jnp.shape(D)[0])
     zs = _grouped(zs, D.shape[0], "trajectories")
@@ -223,7 +283,10 @@ def epr_from_trajectories(
 
 
 def mean_with_interval(values: Float[Array, "B T"]) -> Estimate:
-    """``E[values]`` with a 95% interval from the B independent rows (trajectories)."""
+    """``E[values]`` with a 95% interval from the B independent rows (trajectories).
+
+    Pure (jit, vmap, grad) as `epr_from_samples`.
+    """
     values = jnp.asarray(values)
     if values.ndim != 2:
         raise ValueError(f"Expected values of shape (trajectories, times); got {values.shape}.")

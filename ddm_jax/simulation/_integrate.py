@@ -40,7 +40,10 @@ class SDE(eqx.Module):
     one for the noise (measured 1.6x faster at n = 1024, B = 64). The functions are
     module-level (static, so nothing recompiles between models) and take the dynamic
     parameters ``p = params`` first. ``noise_shape`` is a PyTree of shapes of the Brownian
-    increments; ``observe(p, y)`` is what is stored at each save point.
+    increments; ``observe(p, y)`` is what is stored at each save point. ``draw``, when set,
+    replaces the default draw of the increments: ``draw(p, key, steps, dt, dtype)`` returns
+    them with the structure of ``noise_shape`` (the network uses it to draw a Brownian motion
+    only when a traced parameter turns it on, `_network_sde`).
     """
 
     params: PyTree
@@ -48,6 +51,7 @@ class SDE(eqx.Module):
     prod: Callable = eqx.field(static=True)
     observe: Callable = eqx.field(static=True)
     noise_shape: PyTree = eqx.field(static=True)
+    draw: Callable | None = eqx.field(static=True, default=None)
 
 
 class _Term(dfx.AbstractTerm):
@@ -92,6 +96,14 @@ class _Increments(dfx.AbstractPath):
         return jax.tree.map(lambda a: a[jnp.minimum(i, a.shape[0] - 1)], self.dws)
 
 
+def traced(tree: PyTree) -> bool:
+    """Whether a leaf of ``tree`` is a tracer: the caller runs inside jit, vmap or grad.
+
+    The public functions use it to choose their pure path (no value read back to the host).
+    """
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
 def _solver(name: str, additive: bool) -> dfx.AbstractSolver:
     if name not in SOLVERS:
         raise ValueError(f"Expected solver in {sorted(SOLVERS)}; got {name!r}.")
@@ -112,7 +124,14 @@ def _draw(key: Key, shape: PyTree, steps: int, dt: float, dtype) -> PyTree:
     return jax.tree.unflatten(treedef, draws)
 
 
-def _interval_draws(key: Key, shape: PyTree, save_every: int, dt: float, dtype) -> PyTree:
+def _increments(sde: SDE, key: Key, steps: int, dt: float, dtype) -> PyTree:
+    """``steps`` Brownian increments of ``sde``: `_draw`, unless the SDE draws its own."""
+    if sde.draw is None:
+        return _draw(key, sde.noise_shape, steps, dt, dtype)
+    return sde.draw(sde.params, key, steps, dt, dtype)
+
+
+def _interval_draws(key: Key, sde: SDE, save_every: int, dt: float, dtype) -> PyTree:
     """All increments of one save interval, drawn block by block as the scan path draws them.
 
     Block j of the interval draws from ``fold_in(key, j)``; the scan path's ``one_save`` keeps
@@ -121,12 +140,12 @@ def _interval_draws(key: Key, shape: PyTree, save_every: int, dt: float, dtype) 
     full, rest = divmod(save_every, BLOCK)
     parts = []
     if full:
-        blocks = jax.vmap(lambda j: _draw(jr.fold_in(key, j), shape, BLOCK, dt, dtype))(
+        blocks = jax.vmap(lambda j: _increments(sde, jr.fold_in(key, j), BLOCK, dt, dtype))(
             jnp.arange(full)
         )
         parts.append(jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), blocks))
     if rest:
-        parts.append(_draw(jr.fold_in(key, full), shape, rest, dt, dtype))
+        parts.append(_increments(sde, jr.fold_in(key, full), rest, dt, dtype))
     return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
 
 
@@ -183,7 +202,7 @@ def _integrate(
     if method == "diffeqsolve":
         steps = num_saves * save_every
         chunks = jax.vmap(
-            lambda i: _interval_draws(jr.fold_in(key, i), sde.noise_shape, save_every, dt, y0.dtype)
+            lambda i: _interval_draws(jr.fold_in(key, i), sde, save_every, dt, y0.dtype)
         )(jnp.arange(num_saves))
         dws = jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), chunks)
         term = _Term(sde, path=_Increments(dws, dt, 0.0, steps * dt), input=u)
@@ -207,7 +226,7 @@ def _integrate(
         return y1, None
 
     def one_block(y, key, size, first):
-        dws = _draw(key, sde.noise_shape, size, dt, y0.dtype)
+        dws = _increments(sde, key, size, dt, y0.dtype)
         if u is None:
             return jax.lax.scan(one_step, y, dws)[0]
         return jax.lax.scan(one_step_input, y, (dws, first + jnp.arange(size)))[0]

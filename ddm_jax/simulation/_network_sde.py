@@ -25,8 +25,8 @@ from jaxtyping import Array, Float
 
 from .._custom_types import Key
 from ..network import LowRankRNN
-from ._integrate import SDE, SOLVERS, constrain_batch, ensemble
-from ._tuning import choose
+from ._integrate import SDE, SOLVERS, _draw, constrain_batch, ensemble, traced
+from ._tuning import choose, recall
 
 
 class _NetworkParams(eqx.Module):
@@ -96,6 +96,10 @@ def fused_update(model: LowRankRNN, batch: int) -> bool:
     ``measure`` (the default) times both on this machine at the first ensemble of each shape
     (about 0.3 s), keeps the product only when it is at least 10% faster, and remembers the
     answer (`_tuning`); ``fused`` or ``product`` force one form. B = 1 is always fused.
+
+    Under tracing (a model whose arrays are tracers: inside jit, vmap or grad) nothing is
+    timed: ``measure`` takes the answer remembered for this machine and shape, else the fused
+    form, and stores nothing.
     """
     form = os.environ.get("DDM_JAX_UPDATE", "measure")
     if form not in UPDATE_FORMS:
@@ -108,6 +112,9 @@ def fused_update(model: LowRankRNN, batch: int) -> bool:
         f"fused network update: n={model.n} k={model.k} m={model.m} B={batch} "
         f"{model.W_s.dtype} {model.activation} readout={model.noise_readout is not None}"
     )
+    if traced(model):
+        remembered = recall(what)
+        return True if remembered is None else remembered
     return choose(what, lambda: _fused_is_faster(model, batch))
 
 
@@ -124,7 +131,16 @@ def _update_steps(model: LowRankRNN, subspace, x0s, dws, fused: bool):
 
 
 def _fused_is_faster(model: LowRankRNN, batch: int, margin: float = 0.9) -> bool:
-    """Time both forms on ``batch`` trajectories (alternating, best of 5, a few ms each)."""
+    """Time both forms on ``batch`` trajectories (alternating, best of 5, a few ms each).
+
+    ``model`` is concrete; the timed calls run eagerly even when the caller is being traced
+    (a jit that closes over the model), so what is timed is the computation, not its tracing.
+    """
+    with jax.ensure_compile_time_eval():
+        return _time_forms(model, batch, margin)
+
+
+def _time_forms(model: LowRankRNN, batch: int, margin: float) -> bool:
     steps = int(np.clip(4e6 / (model.n * batch), 8, 512))
     x0s = jnp.broadcast_to(model.b, (batch, model.n))
     dws = jnp.full((batch, steps, model.m), 0.03, model.W_s.dtype)
@@ -156,7 +172,8 @@ def model_subspace(model: LowRankRNN) -> tuple[Array, Array, Array]:
 
     Arrays are immutable, so the array's identity is the key; a weak reference drops the entry
     when the array goes (its id can be reused only after that). Anything else (a NumPy array,
-    a tracer) is computed afresh.
+    a tracer) is computed afresh, and never kept. A concrete Gamma met inside a trace (a jit
+    that closes over it) is computed eagerly, so the entry holds arrays, not the trace's values.
     """
     gamma = model.Gamma
     if not isinstance(gamma, jax.Array) or isinstance(gamma, jax.core.Tracer):
@@ -165,9 +182,44 @@ def model_subspace(model: LowRankRNN) -> tuple[Array, Array, Array]:
     entry = _SUBSPACES.get(key)
     if entry is not None and entry[0]() is gamma:
         return entry[1]
-    value = _subspace(gamma)
+    with jax.ensure_compile_time_eval():
+        value = _subspace(gamma)
+    if traced(value):  # not computed eagerly after all: used, not kept
+        return value
     _SUBSPACES[key] = (weakref.ref(gamma, lambda _: _SUBSPACES.pop(key, None)), value)
     return value
+
+
+def private_noise_on(model: LowRankRNN) -> bool | None:
+    """Whether the network draws private neuron noise.
+
+    ``private_noise > 0`` when the value is known (a concrete array); None when it is traced,
+    and decided at run time (`_draw_private`).
+    """
+    if traced(model.private_noise):
+        return None
+    return float(model.private_noise) > 0
+
+
+def _draw_private(p: _NetworkParams, key: Key, steps: int, dt: float, dtype):
+    """The increments of a network whose ``private_noise`` is traced.
+
+    Its value picks, at run time, between the draws of a network with private noise and of one
+    without (zeros for the private part). Each branch draws what `_draw` draws for that noise
+    shape from the same key: the increments of the call with a concrete ``private_noise``.
+    """
+    # The branches take the key's bits, not the key: under vmap over models both branches
+    # run, and JAX's key-reuse checker would see one key consumed twice.
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    bits = jr.key_data(key) if typed else key
+    rewrap = (lambda: jr.wrap_key_data(bits, impl=jr.key_impl(key))) if typed else lambda: bits
+    latent = {"latent": (p.model.m,)}
+    with_private = lambda: _draw(rewrap(), {**latent, "private": (p.model.n,)}, steps, dt, dtype)
+    without = lambda: {
+        **_draw(rewrap(), latent, steps, dt, dtype),
+        "private": jnp.zeros((steps, p.model.n), dtype),
+    }
+    return jax.lax.cond(p.model.private_noise > 0, with_private, without)
 
 
 def network_sde(model: LowRankRNN, *, keep_neurons: bool = False, batch: int = 1) -> SDE:
@@ -175,16 +227,18 @@ def network_sde(model: LowRankRNN, *, keep_neurons: bool = False, batch: int = 1
 
     Each save stores the read-out ``z``, the off-subspace distance ``||(I - P)(x - b)||`` and
     ``||x - b||^2`` (for the residual), plus ``x`` itself when ``keep_neurons``. Private
-    neuron noise adds an n-dimensional Brownian motion when ``model.private_noise > 0``. The
+    neuron noise adds an n-dimensional Brownian motion when ``model.private_noise > 0`` (when
+    it is traced, whether it is drawn is decided at run time: `private_noise_on`). The
     ensemble size picks the faster of two equal forms of the update (`fused_update`).
     """
-    fused, private = fused_update(model, batch), float(model.private_noise) > 0
+    fused, private = fused_update(model, batch), private_noise_on(model)
     return _network_sde(model, model_subspace(model), keep_neurons, fused, private)
 
 
-def _network_sde(model: LowRankRNN, subspace, keep_neurons: bool, fused: bool, private: bool):
+def _network_sde(model: LowRankRNN, subspace, keep_neurons: bool, fused: bool, private):
+    """The network's `SDE`; ``private``: True, False, or None (decided at run time)."""
     noise_shape = {"latent": (model.m,)}
-    if private:
+    if private is not False:
         noise_shape["private"] = (model.n,)
     basis, pinv, columns = subspace
     return SDE(
@@ -193,6 +247,7 @@ def _network_sde(model: LowRankRNN, subspace, keep_neurons: bool, fused: bool, p
         prod=_net_prod,
         observe=_net_observe_neurons if keep_neurons else _net_observe,
         noise_shape=noise_shape,
+        draw=_draw_private if private is None else None,
     )
 
 
@@ -210,7 +265,7 @@ class Plan(NamedTuple):
     method: str
     keep_neurons: bool
     shards: int  # devices the batch is split over
-    private: bool  # private neuron noise (an n-dimensional Brownian motion)
+    private: bool | None  # private neuron noise (n-dim. Brownian motion); None: decided at run time
     fused: bool  # the form of the update (`fused_update`)
     input_fn: Callable | None = None  # a shared input u(t) given as a function
     input_batched: bool = False  # the `Schedule` passed has one row per trajectory

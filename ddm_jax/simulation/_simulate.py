@@ -5,6 +5,12 @@ whose control is ``(dt, dW)``). Euler (Euler-Maruyama) converges to the Ito solu
 other solvers to the Stratonovich one, which coincides for additive noise. Every public
 function checks its arguments on the host (`_plan`), then makes one compiled call:
 `target_ensemble` here, `_network_sde.network_ensemble` for a network.
+
+The public functions are a pure core and a thin eager layer. The core (argument checks that
+see only shapes, dtypes and settings, then the compiled call) composes with ``jax.jit``,
+``jax.vmap`` and ``jax.grad``. When the call's outputs are concrete, the eager layer reads
+the finiteness flag back and names where a run diverged; when they are tracers (the call is
+inside a transformation), value checks become `eqx.error_if` and nothing is read back.
 """
 
 from typing import NamedTuple
@@ -20,8 +26,17 @@ from .._custom_types import Key, LatentStates
 from ..network import LowRankRNN
 from ..targets import Target
 from ._inputs import Input, Schedule, check_input
-from ._integrate import SDE, SOLVERS, _check_grid, _shards, _solver, constrain_batch, ensemble
-from ._network_sde import Plan, fused_update, model_subspace, network_ensemble
+from ._integrate import (
+    SDE,
+    SOLVERS,
+    _check_grid,
+    _shards,
+    _solver,
+    constrain_batch,
+    ensemble,
+    traced,
+)
+from ._network_sde import Plan, fused_update, model_subspace, network_ensemble, private_noise_on
 
 
 class SimulationDiverged(ValueError):
@@ -34,18 +49,41 @@ def _initial_states(z0s, k: int, name: str) -> Float[Array | np.ndarray, "batch 
     They are checked on the host (a JAX array keeps its host copy after the first read). A
     JAX array of that shape and dtype is passed on as it is, already on the device; anything
     else goes as a NumPy array, copied to the device within the call. No separate transfer:
-    one costs 0.14 ms on a GPU (H200), a tenth of a short simulation.
+    one costs 0.14 ms on a GPU (H200), a tenth of a short simulation. Traced states (inside
+    jit, vmap or grad) have their shape checked here and their values at run time
+    (`eqx.error_if`).
     """
-    host = np.asarray(z0s, dtype=jnp.result_type(float))  # checked on the host, no dispatch
-    if host.ndim not in (1, 2) or host.shape[-1] != k:
-        raise ValueError(
-            f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; got {host.shape}."
+    if traced(z0s):
+        states = jnp.asarray(z0s, dtype=jnp.result_type(float))
+        _check_states_shape(states.shape, k, name)
+        finite = jnp.all(jnp.isfinite(states))
+        return eqx.error_if(states, ~finite, f"Expected finite initial states for {name}.").reshape(
+            -1, k
         )
+    host = np.asarray(z0s, dtype=jnp.result_type(float))  # checked on the host, no dispatch
+    _check_states_shape(host.shape, k, name)
     if not np.isfinite(host).all():
         raise ValueError(f"Expected finite initial states for {name}.")
     if isinstance(z0s, jax.Array) and z0s.ndim == 2 and z0s.dtype == host.dtype:
         return z0s
     return host.reshape(-1, k)
+
+
+def _check_states_shape(shape: tuple, k: int, name: str) -> None:
+    if len(shape) not in (1, 2) or shape[-1] != k:
+        raise ValueError(
+            f"Expected initial states of shape (batch, {k}) or ({k},) for {name}; got {shape}."
+        )
+
+
+def _checked(tree, finite, system: Target | LowRankRNN, where: str = "an eager call"):
+    """``tree``, raising at run time (`eqx.error_if`) unless ``finite``: the traced check."""
+    return eqx.error_if(
+        tree,
+        ~finite,
+        f"The {_name(system)} simulation became non-finite: reduce dt, or check the parameters "
+        f"and initial states ({where} names the time and trajectory).",
+    )
 
 
 def _check_finite_run(zs: Float[Array, "batch time k"], ts, name: str):
@@ -67,15 +105,16 @@ class Run(NamedTuple):
         xs: ``(B, T, n)`` neuron states, when kept; else None.
         residual: RMS off-subspace residual of the neuron states,
             ``sqrt(mean ||(I - P)(x - b)||^2 / mean ||x - b||^2)`` over all saved states,
-            computed while simulating; None for targets.
+            computed while simulating; None for targets. A Python float from an eager call, a
+            scalar array from a traced one.
         residual_max: the same with the largest distance in the numerator.
     """
 
     ts: np.ndarray
     zs: Array
     xs: Array | None = None
-    residual: float | None = None
-    residual_max: float | None = None
+    residual: float | Array | None = None
+    residual_max: float | Array | None = None
 
 
 def target_sde(target: Target) -> SDE:
@@ -145,7 +184,7 @@ def _plan(system: Target | LowRankRNN, z0s, solver: str, grid, method: str, inpu
     shards = _shards(z0s.shape[0])
     plan = Plan(
         *grid, solver, method, keep_neurons, shards,
-        network and float(system.private_noise) > 0,
+        network and private_noise_on(system),
         network and fused_update(system, z0s.shape[0] // shards),
         inputs if schedule is None else None, batched,
     )  # fmt: skip
@@ -187,11 +226,23 @@ def simulate_target(
         check: raise `SimulationDiverged` on non-finite states.
         inputs: a latent input: a `Schedule` (per trajectory when it has a batch axis of B)
             or a pure function ``u(t) -> (k,)`` shared by all trajectories; None for none.
+
+    Transformations: pure in ``target`` (its arrays), ``z0s``, ``key`` and ``inputs``, which
+    may be traced (``jax.jit``, ``jax.vmap``, ``jax.grad``); ``t1``, ``dt``, ``save_dt``,
+    ``solver``, ``method`` and ``check`` are static settings, checked eagerly, as are shapes.
+    Eager layer (concrete outputs): the finiteness flag is read back, and `SimulationDiverged`
+    names the first non-finite time and trajectory. Traced: the same check is an
+    `eqx.error_if` on ``zs`` (a runtime error, without the time and trajectory), and the
+    finiteness of ``z0s`` likewise. A traced call makes the eager call's draws and arithmetic;
+    XLA may fuse them differently (under vmap), so the two agree to float32 rounding (under
+    jit alone, bitwise in the tests).
     """
     grid = _check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _plan(target, z0s, solver, grid, method, inputs)
     zs, finite = target_ensemble(target, z0s, key, schedule, None, plan)
     ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
+    if traced((zs, finite)):  # the pure path: nothing read back
+        return Run(ts=ts, zs=_checked(zs, finite, target) if check else zs)
     if check and not jax.device_get(finite):
         _check_finite_run(zs, ts, _name(target))  # finds where
     return Run(ts=ts, zs=zs)
@@ -237,14 +288,32 @@ def simulate_network(
         In float32 rounding alone gives an RMS residual of about ``eps / sqrt(2 dt)``
         (``1e-6`` at ``dt = 1e-3``): each step rounds at relative size ``eps`` and the leak
         removes off-manifold error at rate ``1 / tau``.
+
+    Transformations: pure in ``model`` (its arrays, a batch of models under
+    ``eqx.filter_vmap`` included), ``z0s``, ``key`` and ``inputs``, which may be traced
+    (``jax.jit``, ``jax.vmap``, ``jax.grad``; reverse mode needs ``method="scan"``, as
+    ``"diffeqsolve"`` runs diffrax's forward-mode adjoint); the other arguments are static
+    settings, checked eagerly, as are shapes. Eager layer (concrete outputs): the finiteness
+    flag and the residuals are read back (Python floats), and `SimulationDiverged` names the
+    first non-finite time and trajectory. Traced: the residuals are scalar arrays, the check
+    is an `eqx.error_if` on the outputs, and so is the finiteness of ``z0s``. A traced
+    ``private_noise`` decides at run time whether the private noise is drawn, and a traced
+    model's update form is never timed (`fused_update`). A traced call makes the eager call's
+    draws and arithmetic; XLA may fuse them differently (under vmap, or selecting the draws
+    of a traced ``private_noise > 0``), so the two agree to float32 rounding (under jit
+    alone, bitwise in the tests).
     """
     grid = _check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _plan(model, z0s, solver, grid, method, inputs, keep_neurons)
-    subspace = model_subspace(model)
+    subspace = model_subspace(model)  # computed afresh, not kept, for a traced Gamma
     obs, finite, residuals, _ = network_ensemble(
         model, subspace, z0s, key, schedule, None, plan=plan
     )
     ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
+    if traced((obs, finite, residuals)):  # the pure path: nothing read back
+        out = (obs["z"], obs.get("x"), residuals)
+        zs, xs, residuals = _checked(out, finite, model) if check else out
+        return Run(ts=ts, zs=zs, xs=xs, residual=residuals[0], residual_max=residuals[1])
     finite, residuals = jax.device_get((finite, residuals))
     if check and not finite:
         _check_finite_run(obs["z"], ts, _name(model))  # finds where
@@ -257,7 +326,8 @@ class Moments(NamedTuple):
 
     Attributes:
         mean: ``(k,)`` mean state (for a network: of the read-out) over all trajectories and
-            all saved states at ``t >= burn_in``.
+            all saved states at ``t >= burn_in``. Float64 NumPy arrays (and Python floats)
+            from an eager call; JAX arrays of the states' dtype from a traced one.
         cov: ``(k, k)`` covariance over the same states (divided by ``count - 1``).
         count: how many states (trajectories x saves).
         residual: for a network, the RMS off-subspace residual over the same states, as in
@@ -265,11 +335,11 @@ class Moments(NamedTuple):
         residual_max: the same with the largest distance in the numerator.
     """
 
-    mean: np.ndarray
-    cov: np.ndarray
+    mean: np.ndarray | Array
+    cov: np.ndarray | Array
     count: int
-    residual: float | None = None
-    residual_max: float | None = None
+    residual: float | Array | None = None
+    residual_max: float | Array | None = None
 
 
 def stationary_moments(
@@ -293,8 +363,15 @@ def stationary_moments(
     fit; the samples of `simulate_*` are needed for distances between distributions.
     ``inputs`` as for `simulate_target`.
 
+    Transformations: pure in ``system``, ``z0s``, ``key`` and ``inputs`` as for
+    `simulate_network`; ``t1``, ``burn_in``, ``dt``, ``save_dt`` and ``solver`` are static.
+    Eager layer (concrete outputs): the per-trajectory moments are read back and combined on
+    the host in float64. Traced: they are combined in the states' dtype (so a traced call
+    equals the eager one to float32 rounding, not bitwise), ``count`` is the static count,
+    and the finiteness check is an `eqx.error_if`.
+
     Raises:
-        SimulationDiverged: if the moments are not finite.
+        SimulationDiverged: if the moments are not finite (eager call).
     """
     dt, num_saves, save_every = _check_grid(t1, dt, save_dt)
     last = num_saves * save_every * dt
@@ -317,22 +394,39 @@ def stationary_moments(
             f"{y0s.shape[0]} trajectory x {num_saves + 1 - stream} save."
         )
     acc = run(jnp.asarray(stream))  # traced: another burn_in compiles nothing new
-    acc = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), acc)
-    acc["mean"], acc["m2"] = acc["mean"] - acc["mean_c"], acc["m2"] - acc["m2_c"]
-    count = acc["count"].sum()
-    mean = (acc["count"][:, None] * acc["mean"]).sum(0) / count
-    spread = acc["mean"] - mean
-    m2 = acc["m2"].sum(0) + np.einsum("b,bi,bj->ij", acc["count"], spread, spread)
+    if traced(acc):  # the pure path: combined in the states' dtype, checked at run time
+        mean, m2, _, residuals = _combine(acc, jnp, acc["mean"].dtype)
+        count = y0s.shape[0] * (num_saves + 1 - stream)  # static
+        finite = jnp.all(jnp.isfinite(mean)) & jnp.all(jnp.isfinite(m2))
+        mean, m2, residuals = _checked((mean, m2, residuals), finite, system, "simulate_*")
+        return Moments(mean, m2 / (count - 1), count, **residuals)
+    mean, m2, count, residuals = _combine(acc, np, np.float64)
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(m2))):
         raise SimulationDiverged(
             f"The {_name(system)} simulation became non-finite: reduce dt, "
             "or check the parameters and initial states (simulate_* names the time and "
             "trajectory)."
         )
+    residuals = {name: float(value) for name, value in residuals.items()}
+    return Moments(mean, m2 / (count - 1), int(count), **residuals)
+
+
+def _combine(acc: dict, xp, dtype):
+    """Exact combination (Chan et al.) of per-trajectory running moments.
+
+    In ``xp`` (NumPy on the host, or jax.numpy when traced) and ``dtype``; returns
+    ``(mean, co-moment, count, residuals)``.
+    """
+    acc = jax.tree.map(lambda a: xp.asarray(a, dtype=dtype), acc)
+    means, m2s, counts = acc["mean"] - acc["mean_c"], acc["m2"] - acc["m2_c"], acc["count"]
+    count = counts.sum()
+    mean = (counts[:, None] * means).sum(0) / count
+    spread = means - mean
+    m2 = m2s.sum(0) + xp.einsum("b,bi,bj->ij", counts, spread, spread)
     residuals = {}
     if "perp2" in acc:
-        scale = np.sqrt(acc["dist2"].sum() / count)
-        residuals = {"residual": float(np.sqrt(acc["perp2"].sum() / count) / scale),
-                     "residual_max": float(acc["perp_max"].max() / scale)}  # fmt: skip
+        scale = xp.sqrt(acc["dist2"].sum() / count)
+        residuals = {"residual": xp.sqrt(acc["perp2"].sum() / count) / scale,
+                     "residual_max": acc["perp_max"].max() / scale}  # fmt: skip
     m2 = (m2 + m2.T) / 2  # each outer(delta, z - mean) is symmetric up to rounding
-    return Moments(mean, m2 / (count - 1), int(count), **residuals)
+    return mean, m2, count, residuals

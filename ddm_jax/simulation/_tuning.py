@@ -73,15 +73,23 @@ def _store(folder: Path | None, key: str, value: bool) -> None:
         pass
 
 
-def choose(what: str, measure: Callable[[], bool]) -> bool:
-    """The choice for ``what`` on this machine: ``measure()`` at first use, then remembered."""
+def recall(what: str) -> bool | None:
+    """The choice for ``what`` remembered on this machine (in memory or on disk), else None."""
     key = f"{machine()} | {what}"
     if key not in _chosen:
-        folder = cache_dir()
-        stored = _load(folder).get(key)
-        if isinstance(stored, bool):
-            _chosen[key] = stored
-        else:
-            _chosen[key] = bool(measure())
-            _store(folder, key, _chosen[key])
+        stored = _load(cache_dir()).get(key)
+        if not isinstance(stored, bool):
+            return None
+        _chosen[key] = stored
+    return _chosen[key]
+
+
+def choose(what: str, measure: Callable[[], bool]) -> bool:
+    """The choice for ``what`` on this machine: ``measure()`` at first use, then remembered."""
+    remembered = recall(what)
+    if remembered is not None:
+        return remembered
+    key = f"{machine()} | {what}"
+    _chosen[key] = bool(measure())
+    _store(cache_dir(), key, _chosen[key])
     return _chosen[key]
