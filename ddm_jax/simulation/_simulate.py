@@ -239,7 +239,7 @@ def simulate_target(
     """
     grid = _check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _plan(target, z0s, solver, grid, method, inputs)
-    zs, finite = target_ensemble(target, z0s, key, schedule, None, plan)
+    zs, finite = target_ensemble(target.sde(), z0s, key, schedule, None, plan)
     ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
     if traced((zs, finite)):  # the pure path: nothing read back
         return Run(ts=ts, zs=_checked(zs, finite, target) if check else zs)
@@ -387,7 +387,7 @@ def stationary_moments(
             system, subspace, y0s, key, schedule, stream, plan=plan
         )[0]
     else:
-        run = lambda stream: target_ensemble(system, y0s, key, schedule, stream, plan)
+        run = lambda stream: target_ensemble(system.sde(), y0s, key, schedule, stream, plan)
     if y0s.shape[0] * (num_saves + 1 - stream) < 2:
         raise ValueError(
             "Expected at least 2 states after burn_in for a covariance; got "

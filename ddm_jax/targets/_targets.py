@@ -10,6 +10,7 @@ size the paper used, the symmetry used to fold statistics, and what is known of 
 never the target's name; None means "unknown" (measured where needed).
 """
 
+import dataclasses
 from collections.abc import Callable
 
 import equinox as eqx
@@ -106,6 +107,21 @@ class Target(eqx.Module):
     def g(self, z: LatentVec) -> Float[Array, "k m"]:
         """Diffusion matrix factor ``G`` at ``t = 0``."""
         return self.diffusion(0.0, z, self.args)
+
+    def sde(self) -> "Target":
+        """The same SDE without its analysis metadata.
+
+        Compiled calls take this, so that targets differing only in what is known about
+        them (a reference exponent, a period) share one compiled program.
+        """
+        return dataclasses.replace(self, **dict.fromkeys(_METADATA))
+
+
+# analysis metadata: static fields that describe the SDE but never enter its simulation
+_METADATA = (
+    "paper_neurons", "fold", "attractor", "lyapunov", "period", "well_centres", "well_width",
+    "potential", "circulation", "ring_direction",
+)  # fmt: skip
 
 
 def _check_finite(name: str, **values) -> None:
