@@ -69,7 +69,10 @@ def load_pool(path: Path, target: Target):
     return jnp.asarray(pool)
 
 
-def write_checkpoint(path: Path, phase: str, state: TrainState, losses, noise_losses, elapsed):
+def write_checkpoint(
+    path: Path, phase: str, state: TrainState, losses, noise_losses, elapsed, extra=None
+):
+    """The state, losses and clock of a session; ``extra`` (a JSON dict) rides in the header."""
     payload = io.BytesIO()
     eqx.tree_serialise_leaves(payload, state)
     np.save(payload, np.asarray(losses, dtype=np.float32))
@@ -78,6 +81,7 @@ def write_checkpoint(path: Path, phase: str, state: TrainState, losses, noise_lo
     header = {
         "format": CHECKPOINT_FORMAT, "phase": phase, "step": int(state.step),
         "elapsed": elapsed, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        **({"closed_form": extra} if extra is not None else {}),
     }  # fmt: skip
     atomic_write_bytes(path, (json.dumps(header) + "\n").encode() + data)
 

@@ -65,10 +65,18 @@ def anchored_layer(key: Key, n: int, anchors: np.ndarray, scale: float, dtype):
     Returned in float64 holding values exactly representable in ``dtype`` (the network's), so
     the features the read-out is solved on are those of the stored network.
     """
+    return _scaled_layer(_layer_draws(key, n, anchors), anchors, scale, dtype)
+
+
+def _layer_draws(key: Key, n: int, anchors: np.ndarray):
     k_gamma, k_anchor = jr.split(key)
-    gamma = np.asarray(jr.normal(k_gamma, (n, anchors.shape[1])), float) * scale
-    j = np.asarray(jr.randint(k_anchor, (n,), 0, anchors.shape[0]))
-    gamma = gamma.astype(dtype).astype(float)
+    normal = np.asarray(jr.normal(k_gamma, (n, anchors.shape[1])), float)
+    return normal, np.asarray(jr.randint(k_anchor, (n,), 0, anchors.shape[0]))
+
+
+def _scaled_layer(draws, anchors: np.ndarray, scale: float, dtype):
+    normal, j = draws
+    gamma = (normal * scale).astype(dtype).astype(float)
     b = (-np.sum(gamma * anchors[j], axis=1)).astype(dtype).astype(float)
     return gamma, b
 
@@ -132,10 +140,15 @@ def select_ridge(fit, held, ridges) -> tuple[float, list[float]]:
     return ridges[int(np.argmin(errors))], errors
 
 
+@eqx.filter_jit
+def _drift(target: Target, zs):
+    return jax.vmap(target.f)(zs)
+
+
 def _targets(target: Target, model: LowRankRNN, zs: np.ndarray):
     """Box-scaled points ``v`` and regression values ``Y = tau S^-1 f(z) + v`` (float64)."""
     c, s = np.asarray(model.centre, float), np.asarray(model.scale, float)
-    f = np.asarray(jax.jit(jax.vmap(target.f))(jnp.asarray(zs, model.W_s.dtype)), float)
+    f = np.asarray(_drift(target, jnp.asarray(zs, model.W_s.dtype)), float)
     vs = (zs - c) / s
     return vs, float(model.tau) * f / s + vs
 
@@ -188,9 +201,11 @@ def closed_form(
     scales = SCALES if config.gamma_scale is None else (config.gamma_scale,)
     ridges = RIDGES if config.ridge is None else (config.ridge,)
     dtype = np.dtype(model.W_s.dtype)
+    anchors = data[0][0]
+    draws = _layer_draws(k_layer, model.n, anchors)  # the same directions at every scale
     best = None
     for scale in scales:
-        gamma, b = anchored_layer(k_layer, model.n, data[0][0], scale, dtype)
+        gamma, b = _scaled_layer(draws, anchors, scale, dtype)
         std = _noise_std(model, gamma, config.noise_aware)
         fit, held, ridge, errors = _solve_layer(gamma, b, data, std, ridges)
         error = min(e for e in errors) if errors[0] is not None else None
@@ -244,5 +259,5 @@ def noisy_drift_error(model: LowRankRNN, target: Target, zs) -> float:
     std = off_manifold_std(gamma, float(model.private_noise), float(model.tau))
     h = features(gamma, b, vs, std)
     drift = s * (-vs + h @ np.asarray(model.W_s, float).T) / float(model.tau)
-    f = np.asarray(jax.vmap(target.f)(jnp.asarray(zs, model.W_s.dtype)), float)
+    f = np.asarray(_drift(target, jnp.asarray(zs, model.W_s.dtype)), float)
     return float(np.sqrt(np.sum((drift - f) ** 2) / np.sum(f**2)))

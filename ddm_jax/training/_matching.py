@@ -48,6 +48,7 @@ class FitPlan(typing.NamedTuple):
     noise_config: TrainConfig
     remedy_key: Key
     closed_form_key: Key
+    refit_key: Key
 
 
 def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
@@ -66,9 +67,10 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
     noise_fit_key, noise_key = jr.split(noise_key)
     noise_config = replace(config, sampler="box", lr=config.lr / 100, weight_decay=0.0)
     remedy_key = jr.fold_in(key, 1)
+    closed_form_key, refit_key = jr.split(jr.fold_in(key, 2))
     return FitPlan(
         init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config, remedy_key,
-        jr.fold_in(key, 2),
+        closed_form_key, refit_key,
     )  # fmt: skip
 
 
@@ -92,7 +94,7 @@ def drift_finish(
     """After Adam from the closed form (``"lstsq+adam"``): the ridge read-out refitted."""
     if config.method != "lstsq+adam":
         return model, info
-    model, refit = ridge_refit(model, target, pool, key=plan.closed_form_key, config=config)
+    model, refit = ridge_refit(model, target, pool, key=plan.refit_key, config=config)
     return model, {**info, "closed_form_max_abs_W_s": info["max_abs_W_s"], **refit}
 
 
