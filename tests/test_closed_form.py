@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+import scipy.linalg
 
 import ddm_jax as ddm
 from ddm_jax import training
@@ -207,3 +208,24 @@ def test_bad_settings_say_what_was_expected(settings, message):
     with pytest.raises(ValueError, match=re.escape(message)) as err:
         TrainConfig(**settings)
     assert str(err.value) == message
+
+
+def test_fit_data_with_the_closed_form_recovers_an_ou_process():
+    """The data path: a data-anchored hidden layer and the held-out ridge read-out, no Adam."""
+    drift = np.array([[1.0, 2.0], [-0.5, 1.0]])
+    diffusion = np.array([[0.5, 0.1], [0.1, 0.3]])
+    dt, rng = 0.01, np.random.default_rng(0)
+    a = scipy.linalg.expm(-drift * dt)
+    cov = ddm.targets.ou_stationary_covariance(jnp.asarray(drift), jnp.asarray(diffusion))
+    cov = np.asarray(cov, float)
+    step = np.linalg.cholesky(cov - a @ cov @ a.T)
+    z = np.empty((64, 6001, 2))
+    z[:, 0] = rng.multivariate_normal(np.zeros(2), cov, 64)
+    for t in range(6000):
+        z[:, t + 1] = z[:, t] @ a.T + rng.standard_normal((64, 2)) @ step.T
+    fit = ddm.fit_data(z, dt, 32, key=jr.key(0), config=TrainConfig(method="lstsq"))
+    assert fit.losses.size == 0
+    zs = jnp.asarray(z.reshape(-1, 2)[::7], jnp.float32)
+    learned = -np.asarray(ddm.data.fitted_linear_drift(fit.target, zs))[:, :2]
+    assert np.linalg.norm(learned - drift) / np.linalg.norm(drift) < 0.05
+    assert np.linalg.norm(np.asarray(fit.D) - diffusion) / np.linalg.norm(diffusion) < 0.02
