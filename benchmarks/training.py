@@ -19,9 +19,11 @@ compilation included, when its error is below). The attractor pool is timed apar
 results/training.{json,md,png}.
 
     python benchmarks/training.py [--full]     # quick: 10,000 Adam steps; full: 20,000 + dadras
+    python benchmarks/training.py --systems dadras   # one system, merged into the stored results
 """
 
 import argparse
+import json
 import time
 
 import equinox as eqx
@@ -29,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from _results import plt, stamp, write_results
+from _results import RESULTS, plt, result_name, stamp, write_results
 
 import ddm_jax as ddm
 from ddm_jax import training
@@ -244,6 +246,11 @@ def main() -> None:
                 print(f"{system}-{r['n']} {r['method']}: {r['train_s']:.1f} s, error "
                       f"{100 * r['final_error']:.4f}%, max|W_s| {r['max_abs_W_s']:.1f}, bias(0.1) "
                       f"{100 * r['bias_0.1']:.3f}%", flush=True)  # fmt: skip
+    if args.systems:  # a subset: keep the other systems' rows of the stored results
+        stored = RESULTS / f"{result_name('training')}.json"
+        if stored.exists():
+            kept = json.loads(stored.read_text()).get("rows", [])
+            rows = [r for r in kept if r["system"] not in systems and "method" in r] + rows
     write_results("training", {**stamp(), "steps": steps, "rows": rows}, markdown(rows),
                   lambda p: plot(rows, p))  # fmt: skip
 
