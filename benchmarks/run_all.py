@@ -73,10 +73,17 @@ def summary_lines(suffix: str) -> list[str]:
         for r in t["rows"]:
             to1 = r.get("seconds_to_1pct")
             to1 = "not reached" if to1 is None else f"{to1:.1f} s"
-            lines.append(
-                f"- Training {r['system']}-{r['n']}: {r['steps_per_s']:.0f} steps/s, 1% attractor "
-                f"drift error after {to1}."
-            )
+            if r.get("method", "adam") == "adam":
+                lines.append(
+                    f"- Training {r['system']}-{r['n']}: {r['steps_per_s']:.0f} steps/s, 1% "
+                    f"attractor drift error after {to1}."
+                )
+            elif r["method"] == "lstsq":
+                lines.append(
+                    f"- Closed form {r['system']}-{r['n']}: {100 * r['final_error']:.4f}% "
+                    f"attractor drift error in {r['train_s']:.1f} s, "
+                    f"max |W_s| {r['max_abs_W_s']:.0f}."
+                )
     if (t := load(f"compare_torchsde{suffix}")) and "rows" in t:
         targets = {(1024, 1): 30, (1024, 64): 6, (64, 64): 10}
         for r in t["rows"]:

@@ -157,6 +157,14 @@ def train(
         Int, _opt("Spurious-attractor remedy rounds (chaotic targets: 4)", "remedy_rounds")
     ] = None,
     remedy_steps: Annotated[Int, _opt("Steps per remedy round", "remedy_steps")] = None,
+    method: Annotated[
+        Str, _opt("Drift matching: adam, lstsq (closed form) or lstsq+adam", "method")
+    ] = None,
+    ridge: Annotated[
+        Float, _opt("Closed-form ridge (relative) \\[default: chosen on held-out points]")
+    ] = None,
+    lstsq_points: Annotated[Int, _opt("Closed-form fit points", "lstsq_points")] = None,
+    weight_decay: Annotated[Float, _opt("Adam weight decay of W_s", "weight_decay")] = None,
     out: Annotated[Path | None, _opt("Run folder \\[default: runs/<system>-<neurons>]")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out")] = False,
     overwrite: Annotated[
@@ -177,7 +185,8 @@ def train(
             steps=steps, batch=batch, lr=lr, sampler=sampler, chunk=chunk,
             noise_steps=noise_steps, final_lr_fraction=final_lr_fraction,
             attractor_fraction=attractor_fraction, enlarge=enlarge,
-            remedy_rounds=remedy_rounds, remedy_steps=remedy_steps,
+            remedy_rounds=remedy_rounds, remedy_steps=remedy_steps, method=method, ridge=ridge,
+            lstsq_points=lstsq_points, weight_decay=weight_decay,
         )  # fmt: skip
         if data_file and (resume or params or private_noise):
             fail(
@@ -209,9 +218,11 @@ def train(
         )
         typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")
         return
+    how = training.get("method", "adam")
+    what = "the closed form (lstsq)" if how == "lstsq" else f"{training['steps']} steps ({how})"
     typer.echo(
         f"trained {result.config['system']} in {result.model.n} neurons: "
-        f"{training['steps']} steps in {training['train_seconds']:.1f} s; on monitor points, "
+        f"{what} in {training['train_seconds']:.1f} s; on monitor points, "
         f"relative drift error {100 * training['drift_error_monitor']:.3f}%, diffusion error "
         f"{100 * training['diffusion_error_monitor']:.3f}%."
     )

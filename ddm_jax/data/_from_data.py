@@ -43,6 +43,8 @@ from ..targets import Target, from_callables
 from ..training import (
     TrainConfig,
     TrainState,
+    adam_steps,
+    anchored_layer,
     drift_params,
     init_train_state,
     optimiser,
@@ -278,7 +280,10 @@ def fit_data(
         correct: regress on the Richardson combination of lags dt and 2 dt (drift and D
             unbiased to O(dt^2)) rather than on ``dz / dt`` (O(dt)).
         state_dependent_noise: learn a noise read-out ``G(z)`` instead of a constant D.
-        refit: finish with the exact least-squares read-out over all pairs (`refit_readout`).
+        refit: finish with the exact least-squares read-out over all pairs (`refit_readout`);
+            always done with ``config.method`` ``"lstsq"`` or ``"lstsq+adam"``, whose hidden
+            layer is anchored on the data (`anchored_layer`, Gamma scale ``config.gamma_scale``
+            or 1; ``"lstsq"`` takes no Adam step).
         tau: neuron time constant.
         name: label of the learned target.
         on_chunk: called as ``on_chunk(state, chunk_losses)`` after every chunk of drift steps.
@@ -296,11 +301,17 @@ def fit_data(
         box_target, n, key=k_init, tau=tau, state_dependent_noise=state_dependent_noise
     )
     dtype = model.W_s.dtype
+    if config.method != "adam":  # the closed form's hidden layer, anchored on the data
+        v = (inc.z - np.asarray(model.centre)) / np.asarray(model.scale)
+        scale = 1.0 if config.gamma_scale is None else config.gamma_scale
+        gamma, b = anchored_layer(jr.fold_in(key, 2), n, v, scale, np.dtype(dtype))
+        model = eqx.tree_at(lambda m: (m.Gamma, m.b), model,
+                            (jnp.asarray(gamma, dtype), jnp.asarray(b, dtype)))  # fmt: skip
     ys = drift_targets(inc, correct)
     zs_dev, ys_dev = jnp.asarray(inc.z, dtype), jnp.asarray(ys, dtype)
     state = init_train_state(model, config)
-    losses = []
-    while (done := int(state.step)) < config.steps:
+    losses = [np.zeros(0, np.float32)]
+    while adam_steps(config) and (done := int(state.step)) < config.steps:
         num = min(config.chunk, config.steps - done)
         state, chunk = _train_pairs(state, zs_dev, ys_dev, k_train, config, num)
         losses.append(np.asarray(chunk))
@@ -309,7 +320,7 @@ def fit_data(
     all_losses = np.concatenate(losses)
     _check_drift_fit(all_losses, config)
     model = state.model
-    if refit:
+    if refit or config.method != "adam":
         model = refit_readout(model, inc.z, ys)
     D = residual_diffusion(model, inc, correct)
     eig = np.linalg.eigvalsh(D)

@@ -73,8 +73,20 @@ def load_pool(path: Path, target: Target):
 
 
 def write_checkpoint(
-    path: Path, phase: str, state: TrainState, losses, noise_losses, elapsed, remedy=None
+    path: Path,
+    phase: str,
+    state: TrainState,
+    losses,
+    noise_losses,
+    elapsed,
+    *,
+    remedy=None,
+    closed_form=None,
 ):
+    """The state, losses and clock of a session.
+
+    The remedy's history and the closed form's choices (JSON) ride in the header.
+    """
     payload = io.BytesIO()
     eqx.tree_serialise_leaves(payload, state)
     np.save(payload, np.asarray(losses))  # in their own dtype: a resume is bitwise
@@ -84,6 +96,7 @@ def write_checkpoint(
         "format": CHECKPOINT_FORMAT, "phase": phase, "step": int(state.step),
         "elapsed": elapsed, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
         **({"remedy": remedy} if remedy is not None else {}),
+        **({"closed_form": closed_form} if closed_form is not None else {}),
     }  # fmt: skip
     atomic_write_bytes(path, (json.dumps(header) + "\n").encode() + data)
 

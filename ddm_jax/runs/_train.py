@@ -29,6 +29,9 @@ from ..simulation import attractor_points, sample_box
 from ..targets import Target
 from ..training import (
     TrainConfig,
+    adam_steps,
+    drift_finish,
+    drift_start,
     fit_plan,
     init_train_state,
     refine_attractors,
@@ -245,21 +248,27 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
     phase, state = "drift", skeletons["drift"]
     losses, noise_losses, elapsed = np.zeros(0, np.float32), np.zeros(0, np.float32), 0.0
     remedy_history = None
+    started = time.monotonic()
     if ckpt_file.is_file():
         header, state, losses, noise_losses = read_checkpoint(ckpt_file, skeletons)
         phase, elapsed = header["phase"], header["elapsed"]
         remedy_history = header.get("remedy")
+        info = header.get("closed_form", {"method": config.method})
+    else:  # the closed form (methods "lstsq...") is the start of drift matching
+        model, info = drift_start(model, target, pool, plan, config)
+        state = init_train_state(model, config)
     monitor = _monitor_points(target, pool)
     has_noise_phase = model.noise_readout is not None
 
-    started = time.monotonic()
     # the latest completed state, replaced in one store so an interrupt never splits it
     last = {"snap": (state, losses, noise_losses), "saved": True, "time": started}
     last["remedy"] = remedy_history  # checkpointed once the remedy has run
 
     def checkpoint(phase):
         now_elapsed = elapsed + time.monotonic() - started
-        write_checkpoint(ckpt_file, phase, *last["snap"], now_elapsed, last["remedy"])
+        write_checkpoint(
+            ckpt_file, phase, *last["snap"], now_elapsed, remedy=last["remedy"], closed_form=info
+        )
         last["time"], last["saved"] = time.monotonic(), True
 
     def on_chunk(phase, total):
@@ -301,12 +310,17 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
 
     try:
         if phase == "drift":
-            state, _ = run_training(
-                state, target, key=plan.drift_key, config=config, pool=pool,
-                on_chunk=on_chunk("drift", config.steps),
-            )  # fmt: skip
+            if adam_steps(config):
+                state, _ = run_training(
+                    state, target, key=plan.drift_key, config=config, pool=pool,
+                    on_chunk=on_chunk("drift", config.steps),
+                )  # fmt: skip
             if not last["saved"]:
                 checkpoint("drift")
+            if config.method == "lstsq+adam":  # the ridge refit, redone on a resume from here
+                refit, info = drift_finish(state.model, target, pool, plan, config, info)
+                state = eqx.tree_at(lambda s: s.model, state, refit)
+                last["snap"] = (state, *last["snap"][1:])
             if config.remedy_rounds:  # interrupted, a resume redoes it, bit for bit
                 state, remedy = _remedy(state, target, plan, config, pool, remedy_progress)
                 last["snap"] = (state, np.concatenate([last["snap"][1], remedy[0]]),
@@ -339,6 +353,9 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
         "steps": int(losses.size), "noise_steps": int(noise_losses.size),
         "train_seconds": round(total_elapsed, 3),
         "final_loss": float(np.mean(losses[-min(100, losses.size):])) if losses.size else None,
+        "method": config.method,
+        **({"closed_form": info} if config.method != "adam" else {}),
+        "max_abs_W_s": float(np.max(np.abs(np.asarray(model.W_s)))),
         "drift_error_monitor": float(drift_error(model, target, monitor)),
         "diffusion_error_monitor": float(diffusion_error(model, target, monitor)),
         **({"remedy": remedy_history} if remedy_history is not None else {}),

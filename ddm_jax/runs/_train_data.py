@@ -147,7 +147,8 @@ def _train(file: Path, path: Path, settings: dict, overwrite: bool, progress) ->
     summary = {
         "steps": int(result.losses.size), "noise_steps": 0,
         "train_seconds": round(time.monotonic() - started, 3),
-        "final_loss": float(np.mean(result.losses[-100:])),
+        "final_loss": float(np.mean(result.losses[-100:])) if result.losses.size else None,
+        "method": config.method,
         "drift_error_monitor": None, "diffusion_error_monitor": None,
         "D": np.asarray(result.D).tolist(), "finished": now(),
     }  # fmt: skip

@@ -1,9 +1,19 @@
 """Drift and diffusion matching.
 
 The losses, the training loop, `fit` and `fit_seeds`, the closed-form noise read-out and the
-spurious-attractor remedy.
+spurious-attractor remedy, and the closed-form drift fit (`closed_form`).
 """
 
+from ._closed_form import (
+    METHODS as METHODS,
+    anchored_layer as anchored_layer,
+    closed_form as closed_form,
+    noisy_drift_error as noisy_drift_error,
+    normal_equations as normal_equations,
+    ridge_refit as ridge_refit,
+    ridge_solve as ridge_solve,
+    select_ridge as select_ridge,
+)
 from ._loop import (
     TrainConfig as TrainConfig,
     TrainState as TrainState,
@@ -22,6 +32,9 @@ from ._losses import (
 from ._matching import (
     FitPlan as FitPlan,
     FitResult as FitResult,
+    adam_steps as adam_steps,
+    drift_finish as drift_finish,
+    drift_start as drift_start,
     fit as fit,
     fit_plan as fit_plan,
     fit_seeds as fit_seeds,

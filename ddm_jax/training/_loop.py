@@ -20,6 +20,7 @@ from jaxtyping import Array, Float, Int, Key as KeyArray
 from ..network import LowRankRNN
 from ..simulation import SAMPLERS, batch_points
 from ..targets import Target
+from ._closed_form import METHODS
 from ._losses import diffusion_loss, drift_loss
 
 
@@ -42,6 +43,21 @@ class TrainConfig:
             drift matching (`refine_attractors`; 0, the default, is off: it costs censuses
             and raises the box error). Recommended for chaotic targets: 4.
         remedy_steps: drift-matching steps per remedy round.
+        method: how the drift is matched: ``"adam"`` (``steps`` Adam steps from a random
+            network), ``"lstsq"`` (closed form: a data-anchored hidden layer and the float64
+            ridge read-out, no gradient step; see `closed_form`) or ``"lstsq+adam"`` (Adam
+            from the closed form, then the ridge read-out refitted). See
+            docs/design/closed_form.md for the trade: the closed form is far more accurate
+            but has large read-out weights, which private neuron noise turns into drift bias.
+        lstsq_points: fit points of the closed form (a quarter as many more are held out to
+            choose the scale and ridge), drawn as ``sampler`` says.
+        gamma_scale: scale of the closed form's ``Gamma ~ N(0, 1)``; None: chosen among
+            (0.5, 1, 2) on the held-out points.
+        ridge: ridge of the read-out, relative to the mean eigenvalue of ``H^T H``; None:
+            chosen among (1e-12, 1e-10, 1e-8, 1e-6) on the held-out points.
+        noise_aware: with private neuron noise, solve the read-out on the features the noisy
+            network has (the Gaussian expectation of tanh off the manifold).
+        weight_decay: decoupled weight decay of ``W_s`` in Adam (0: plain Adam).
     """
 
     steps: int = 20000
@@ -55,9 +71,15 @@ class TrainConfig:
     noise_steps: int = 3000
     remedy_rounds: int = 0
     remedy_steps: int = 4000
+    method: str = "adam"
+    lstsq_points: int = 32768
+    gamma_scale: float | None = None
+    ridge: float | None = None
+    noise_aware: bool = True
+    weight_decay: float = 0.0
 
     def __post_init__(self):
-        for name in ("steps", "batch", "chunk", "noise_steps", "remedy_steps"):
+        for name in ("steps", "batch", "chunk", "noise_steps", "remedy_steps", "lstsq_points"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Expected {name} to be a positive integer; got {value!r}.")
@@ -79,6 +101,19 @@ class TrainConfig:
             raise ValueError(
                 f"Expected attractor_fraction in [0, 1]; got {self.attractor_fraction!r}."
             )
+
+        if self.method not in METHODS:
+            raise ValueError(f"Expected method in {METHODS}; got {self.method!r}.")
+        for name in ("gamma_scale", "ridge"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, int | float) and np.isfinite(value) and value > 0
+            ):
+                raise ValueError(f"Expected {name} None or a finite number > 0; got {value!r}.")
+        if not isinstance(self.noise_aware, bool):
+            raise ValueError(f"Expected noise_aware True or False; got {self.noise_aware!r}.")
+        if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay < np.inf):
+            raise ValueError(f"Expected a finite weight_decay >= 0; got {self.weight_decay!r}.")
 
     def to_dict(self) -> dict:
         """Plain dict for config files."""
@@ -111,7 +146,17 @@ def noise_params(model: LowRankRNN):
 def optimiser(config: TrainConfig, steps: int) -> optax.GradientTransformation:
     """Adam with the cosine-decayed learning rate of ``config`` over ``steps`` steps."""
     schedule = optax.cosine_decay_schedule(config.lr, steps, alpha=config.final_lr_fraction)
-    return optax.adam(schedule)
+    if not config.weight_decay:
+        return optax.adam(schedule)
+    return optax.adamw(schedule, weight_decay=config.weight_decay, mask=_readout_mask)
+
+
+def _readout_mask(params):
+    """True at ``W_s`` only: weight decay shrinks the read-out, not the hidden layer."""
+    mask = jax.tree.map(lambda _: False, params)
+    if params.W_s is None:  # noise matching: nothing to decay
+        return mask
+    return eqx.tree_at(lambda m: m.W_s, mask, True)
 
 
 def optimiser_steps(state: TrainState, optim, filter_fn, batch_loss, key, num: int):

@@ -23,6 +23,7 @@ from .._custom_types import Key
 from ..network import LowRankRNN, init_network
 from ..simulation import attractor_points, sample_box, shard_batch
 from ..targets import Target
+from ._closed_form import closed_form, ridge_refit
 from ._loop import TrainConfig, TrainState, init_train_state, run_training
 from ._remedy import refine_attractors
 
@@ -35,6 +36,7 @@ class FitResult(eqx.Module):
     noise_losses: np.ndarray | None
     pool: Float[Array, "pool k"] | None
     remedy: list | None = None  # one census summary per remedy round (`refine_attractors`)
+    closed_form: dict | None = None  # what the closed form chose (methods "lstsq...")
 
 
 class FitPlan(typing.NamedTuple):
@@ -45,6 +47,8 @@ class FitPlan(typing.NamedTuple):
     noise_key: Key
     noise_config: TrainConfig
     remedy_key: Key
+    closed_form_key: Key
+    refit_key: Key
 
 
 def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
@@ -52,7 +56,8 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
 
     Four subkeys: network init, the attractor pool, drift-matching batches, noise matching
     (split again into the least-squares points and the batches); the spurious-attractor
-    remedy folds 1 into ``key`` (so that the other four are those of runs without it).
+    remedy folds 1 into ``key`` and the closed form (methods ``"lstsq"``, ``"lstsq+adam"``)
+    folds 2 (so that the other four are those of runs without them).
     Noise matching starts from the closed form (`solve_noise_readout`), samples the box only
     and refines at 1/100 of the drift learning rate: at the full rate Adam's first steps
     undo the closed form (measured on a Stuart-Landau oscillator, n = 128: diffusion error
@@ -60,11 +65,42 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
     """
     init_key, pool_key, drift_key, noise_key = jr.split(key, 4)
     noise_fit_key, noise_key = jr.split(noise_key)
-    noise_config = replace(config, sampler="box", lr=config.lr / 100)
+    noise_config = replace(config, sampler="box", lr=config.lr / 100, weight_decay=0.0)
     remedy_key = jr.fold_in(key, 1)
+    closed_form_key, refit_key = jr.split(jr.fold_in(key, 2))
     return FitPlan(
-        init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config, remedy_key
-    )
+        init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config, remedy_key,
+        closed_form_key, refit_key,
+    )  # fmt: skip
+
+
+def drift_start(
+    model: LowRankRNN, target: Target, pool, plan: FitPlan, config: TrainConfig
+) -> tuple[LowRankRNN, dict | None]:
+    """The network drift matching starts from: ``model`` for Adam, else the closed form.
+
+    Returns the network and, for the closed-form methods, what the closed form chose
+    (``{"method": ...}`` for Adam). `fit`, `fit_seeds` and `train_run` share it.
+    """
+    if config.method == "adam":
+        return model, {"method": "adam"}
+    model, info = closed_form(model, target, pool, key=plan.closed_form_key, config=config)
+    return model, {"method": config.method, **info}
+
+
+def drift_finish(
+    model: LowRankRNN, target: Target, pool, plan: FitPlan, config: TrainConfig, info: dict
+) -> tuple[LowRankRNN, dict]:
+    """After Adam from the closed form (``"lstsq+adam"``): the ridge read-out refitted."""
+    if config.method != "lstsq+adam":
+        return model, info
+    model, refit = ridge_refit(model, target, pool, key=plan.refit_key, config=config)
+    return model, {**info, "closed_form_max_abs_W_s": info["max_abs_W_s"], **refit}
+
+
+def adam_steps(config: TrainConfig) -> bool:
+    """Whether drift matching runs Adam steps (every method but ``"lstsq"``)."""
+    return config.method != "lstsq"
 
 
 def solve_noise_readout(
@@ -128,11 +164,16 @@ def fit(
     plan = fit_plan(key, config)
     model = init_network(target, n, key=plan.init_key, tau=tau, private_noise=private_noise)
     pool = None if config.sampler == "box" else attractor_points(target, key=plan.pool_key)
-    state, losses = run_training(
-        init_train_state(model, config), target, key=plan.drift_key, config=config, pool=pool,
-        on_chunk=on_chunk,
-    )  # fmt: skip
-    model, history = state.model, None
+    model, info = drift_start(model, target, pool, plan, config)
+    losses = np.zeros(0, np.float32)
+    if adam_steps(config):
+        state, losses = run_training(
+            init_train_state(model, config), target, key=plan.drift_key, config=config,
+            pool=pool, on_chunk=on_chunk,
+        )  # fmt: skip
+        model = state.model
+    model, info = drift_finish(model, target, pool, plan, config, info)
+    history = None
     if config.remedy_rounds:
         model, remedy_losses, history = refine_attractors(
             model, target, key=plan.remedy_key, config=config, pool=pool
@@ -146,7 +187,7 @@ def fit(
             noise_state, target, key=plan.noise_key, config=plan.noise_config, noise=True
         )
         model = noise_state.model
-    return FitResult(model, losses, noise_losses, pool, history)
+    return FitResult(model, losses, noise_losses, pool, history, info)
 
 
 def fit_seeds(
@@ -186,11 +227,24 @@ def fit_seeds(
     pools = None
     if config.sampler != "box":
         pools = stack([attractor_points(target, key=p.pool_key) for p in plans])
+    starts = [drift_start(m, target, None if pools is None else pools[i], p, config)
+              for i, (m, p) in enumerate(zip(models, plans, strict=True))]  # fmt: skip
+    models, infos = [m for m, _ in starts], [i for _, i in starts]
     states = stack([init_train_state(m, config) for m in models])
     states, pools, keys = shard_batch((states, pools, stack([p.drift_key for p in plans])))
-    states, losses = run_training(
-        states, target, key=keys, config=config, pool=pools, on_chunk=on_chunk
-    )
+    losses = np.zeros((len(seeds), 0), np.float32)
+    if adam_steps(config):
+        states, losses = run_training(
+            states, target, key=keys, config=config, pool=pools, on_chunk=on_chunk
+        )
+    if config.method == "lstsq+adam":
+        finished = [
+            drift_finish(jax.tree.map(lambda a, i=i: a[i], states.model), target,
+                         None if pools is None else pools[i], p, config, infos[i])
+            for i, p in enumerate(plans)
+        ]  # fmt: skip
+        infos = [i for _, i in finished]
+        states = eqx.tree_at(lambda s: s.model, states, stack([m for m, _ in finished]))
     noise_losses = [None] * len(seeds)
     if models[0].noise_readout is not None:
         noisy = stack([
@@ -207,6 +261,6 @@ def fit_seeds(
         )
     return [
         FitResult(jax.tree.map(lambda a, i=i: a[i], states.model), losses[i], noise_losses[i],
-                  None if pools is None else pools[i])
+                  None if pools is None else pools[i], None, infos[i])
         for i in range(len(seeds))
     ]  # fmt: skip
