@@ -1,7 +1,8 @@
 """Learning from recorded trajectories.
 
-Increments, diffusion estimates, `fit_data`, and the subspace tools (PCA, affine maps) that
-relate recordings to latent coordinates.
+Increments, diffusion estimates, `fit_data`, the subspace tools (PCA, affine maps) that
+relate recordings to latent coordinates, `fit_recording` (the latent SDE of noisy
+high-dimensional activity) and the reconstruction measures (D_stsp, D_H, one-step R^2).
 """
 
 from ._data import (
@@ -37,4 +38,23 @@ from ._subspace import (
     principal_components as principal_components,
     recover_subspace as recover_subspace,
     relative_trajectory_error as relative_trajectory_error,
+)
+from ._dsr_measures import (
+    one_step_r2 as one_step_r2,
+    spectral_distance as spectral_distance,
+    state_space_divergence as state_space_divergence,
+)
+from ._recordings import (
+    LatentChoice as LatentChoice,
+    LatentMap as LatentMap,
+    RecordingFit as RecordingFit,
+    choose_latent_dim as choose_latent_dim,
+    fit_recording as fit_recording,
+    is_recording_file as is_recording_file,
+    lag_covariances as lag_covariances,
+    load_recording as load_recording,
+    noise_covariance as noise_covariance,
+    one_step_predictions as one_step_predictions,
+    project_recording as project_recording,
+    recording_segments as recording_segments,
 )
