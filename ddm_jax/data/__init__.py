@@ -20,6 +20,11 @@ from ._data_diffusion import (
     jacobian_moments as jacobian_moments,
     residual_diffusion as residual_diffusion,
 )
+from ._dsr_measures import (
+    one_step_r2 as one_step_r2,
+    spectral_distance as spectral_distance,
+    state_space_divergence as state_space_divergence,
+)
 from ._from_data import (
     DataFit as DataFit,
     check_data as check_data,
@@ -28,21 +33,6 @@ from ._from_data import (
     fitted_linear_drift as fitted_linear_drift,
     learned_target as learned_target,
     refit_readout as refit_readout,
-)
-from ._subspace import (
-    PCA as PCA,
-    AffineMap as AffineMap,
-    SubspaceRecovery as SubspaceRecovery,
-    affine_map_from_embedding as affine_map_from_embedding,
-    estimate_affine_map as estimate_affine_map,
-    principal_components as principal_components,
-    recover_subspace as recover_subspace,
-    relative_trajectory_error as relative_trajectory_error,
-)
-from ._dsr_measures import (
-    one_step_r2 as one_step_r2,
-    spectral_distance as spectral_distance,
-    state_space_divergence as state_space_divergence,
 )
 from ._recordings import (
     LatentChoice as LatentChoice,
@@ -57,4 +47,14 @@ from ._recordings import (
     one_step_predictions as one_step_predictions,
     project_recording as project_recording,
     recording_segments as recording_segments,
+)
+from ._subspace import (
+    PCA as PCA,
+    AffineMap as AffineMap,
+    SubspaceRecovery as SubspaceRecovery,
+    affine_map_from_embedding as affine_map_from_embedding,
+    estimate_affine_map as estimate_affine_map,
+    principal_components as principal_components,
+    recover_subspace as recover_subspace,
+    relative_trajectory_error as relative_trajectory_error,
 )

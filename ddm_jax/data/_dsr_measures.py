@@ -48,7 +48,8 @@ def state_space_divergence(
     """``D_stsp = KL(p_true || p_gen)`` of state-space occupancy (see the module docstring).
 
     Args:
-        true, generated: ``(T, d)`` or ``(B, T, d)`` states (any number of each).
+        true: ``(T, d)`` or ``(B, T, d)`` states of the reference (the recording).
+        generated: states of the model, any number, the same d.
         bins: histogram bins per dimension (d <= 5).
         smoothing: Laplace pseudo-count added to every bin (d <= 5).
         scale: mixture component width over the per-dimension spread (d > 5).
@@ -100,8 +101,8 @@ def spectral_distance(true, generated, *, smoothing: float = 20.0) -> float:
     """``D_H``: Hellinger distance of smoothed power spectra, averaged over dimensions.
 
     Args:
-        true, generated: ``(T, d)`` or ``(B, T, d)`` series of the same length T (the
-            number of trajectories B may differ).
+        true: ``(T, d)`` or ``(B, T, d)`` reference series.
+        generated: model series of the same length T and dimension d (B may differ).
         smoothing: standard deviation of the Gaussian kernel, in frequency bins.
     """
     x, y = np.asarray(true, float), np.asarray(generated, float)

@@ -220,7 +220,7 @@ class LatentChoice:
 
 
 def choose_latent_dim(c0: np.ndarray, c1: np.ndarray, latent_dim: int | None = None):
-    """k from the spectrum of the symmetrised lag-1 autocovariance against its noise floor.
+    """The latent dimension from the lag-1 autocovariance's spectrum against its noise floor.
 
     Returns:
         ``(LatentChoice, U)`` with U the ``(k, N)`` leading eigenvectors.
@@ -280,7 +280,8 @@ def _corrected_diffusion(model, segments, dt, R) -> np.ndarray:
     m1, m2 = increment_means(model, inc, True)
     r1, r2 = dz1 - m1, dz2 - m2
     sub = z[:: max(1, len(z) // 8192)]
-    J = np.asarray(jax.jit(jax.vmap(jax.jacfwd(model.target_drift)))(jnp.asarray(sub, model.W_s.dtype)), float)
+    jac = jax.jit(jax.vmap(jax.jacfwd(model.target_drift)))
+    J = np.asarray(jac(jnp.asarray(sub, model.W_s.dtype)), float)
 
     def noise_term(h):
         phi = np.eye(len(R))[None] + h * J + (h * J) @ (h * J) / 2
@@ -430,7 +431,10 @@ def fit_recording(
         correct_noise: correct drift and diffusion for the estimated measurement noise
             (when it is not negligible); False fits the raw latents with `fit_data`.
         simex: with the correction, also remove the regressor's attenuation (SIMEX).
-        config, tau, name, on_chunk: as in `fit_data`.
+        config: as in `fit_data`.
+        tau: as in `fit_data`.
+        name: as in `fit_data`.
+        on_chunk: as in `fit_data`.
 
     Raises:
         ValueError: (one line) for a bad recording or settings.
