@@ -62,11 +62,11 @@ def state_space_divergence(
     d = x.shape[1]
     if d <= HISTOGRAM_MAX_DIM:
         low, high = x.min(0), x.max(0)
-        width = np.where(high > low, high - low, 1.0)
-        edges = [np.linspace(lo, lo + w, bins + 1) for lo, w in zip(low, width, strict=True)]
+        high = np.where(high > low, high, low + 1.0)
+        edges = [np.linspace(lo, hi, bins + 1) for lo, hi in zip(low, high, strict=True)]
 
         def density(pts):
-            inside = np.all((pts >= low) & (pts <= low + width), axis=1)
+            inside = np.all((pts >= low) & (pts <= high), axis=1)
             counts, _ = np.histogramdd(pts[inside], bins=edges)
             counts = counts.ravel() + smoothing
             return counts / counts.sum()

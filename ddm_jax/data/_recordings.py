@@ -270,29 +270,33 @@ def _noise_free_pairs(segments: list[np.ndarray], dt: float):
     return z, ys
 
 
-def _corrected_diffusion(model, segments, dt, R) -> np.ndarray:
-    """D from residuals over lags dt and 2 dt, less the measurement noise (step 4)."""
-    usable = [s for s in segments if len(s) >= 3]
-    z = np.concatenate([s[:-2] for s in usable])
-    dz1 = np.concatenate([s[1:-1] - s[:-2] for s in usable])
-    dz2 = np.concatenate([s[2:] - s[:-2] for s in usable])
-    inc = Increments(z, dz1, dz2, dt)
-    m1, m2 = increment_means(model, inc, True)
-    r1, r2 = dz1 - m1, dz2 - m2
+def _corrected_diffusion(model, segments, dt) -> tuple[np.ndarray, np.ndarray]:
+    """D and R from the residuals over lags dt, 2 dt, 3 dt of the learned drift (step 4)."""
+    usable = [s for s in segments if len(s) >= 4]
+    z = np.concatenate([s[:-3] for s in usable])
+    k = z.shape[1]
     sub = z[:: max(1, len(z) // 8192)]
     jac = jax.jit(jax.vmap(jax.jacfwd(model.target_drift)))
     J = np.asarray(jac(jnp.asarray(sub, model.W_s.dtype)), float)
+    rows, rhs = [], []
+    for h in (1, 2, 3):
+        dz = np.concatenate([s[h : len(s) - 3 + h] - s[:-3] for s in usable])
+        inc = Increments(z, dz, None, h * dt)
+        m, _ = increment_means(model, inc, True, both=False)
+        r = dz - m
+        phi = np.eye(k)[None] + h * dt * J + (h * dt * J) @ (h * dt * J) / 2
+        noise_op = np.eye(k * k) + np.einsum("nij,nkl->ikjl", phi, phi).reshape(k * k, k * k) / len(
+            phi
+        )
+        rows.append(np.concatenate([noise_op, 2 * h * dt * np.eye(k * k),
+                                    (h * dt) ** 2 * np.eye(k * k)], axis=1))  # fmt: skip
+        rhs.append((r.T @ r / len(r)).reshape(-1))
+    sol = np.linalg.solve(np.concatenate(rows), np.concatenate(rhs))
+    R, D = sol[: k * k].reshape(k, k), sol[k * k : 2 * k * k].reshape(k, k)
+    return _sym(D), _sym(R)
 
-    def noise_term(h):
-        phi = np.eye(len(R))[None] + h * J + (h * J) @ (h * J) / 2
-        return R + np.mean(phi @ R @ np.swapaxes(phi, 1, 2), axis=0)
 
-    q1 = r1.T @ r1 / len(r1) - noise_term(dt)
-    q2 = r2.T @ r2 / len(r2) - noise_term(2 * dt)
-    return _sym(q1 / dt - q2 / (4 * dt))
-
-
-def _fit_noisy(segments, dt, n, R, *, key, config, tau, name, on_chunk, simex) -> DataFit:
+def _fit_noisy(segments, dt, n, R, *, key, config, tau, name, on_chunk, simex):
     """`fit_data` for latents with measurement noise of covariance R (steps 3 and 4)."""
     zs, ys = _noise_free_pairs(segments, dt)
     k = zs.shape[1]
@@ -323,7 +327,7 @@ def _fit_noisy(segments, dt, n, R, *, key, config, tau, name, on_chunk, simex) -
         chol = np.linalg.cholesky(R + 1e-12 * np.trace(R) * np.eye(k))
         noisier = refit_readout(model, zs + rng.standard_normal(zs.shape) @ chol.T, ys)
         model = eqx.tree_at(lambda m: m.W_s, model, 2 * model.W_s - noisier.W_s)
-    D = _corrected_diffusion(model, segments, dt, R)
+    D, R_resid = _corrected_diffusion(model, segments, dt)
     eig = np.linalg.eigvalsh(D)
     if not (np.all(np.isfinite(eig)) and eig.min() > 1e-9 * max(eig.max(), 0.0)):
         raise ValueError(
@@ -336,7 +340,7 @@ def _fit_noisy(segments, dt, n, R, *, key, config, tau, name, on_chunk, simex) -
     model = eqx.tree_at(lambda m: m.noise_const, model, jnp.asarray(noise_const, dtype))
     z0 = np.median(np.concatenate(segments), axis=0)
     target = learned_target(model, z0=z0, name=name)
-    return DataFit(model, target, jnp.asarray(D, dtype), all_losses, None)
+    return DataFit(model, target, jnp.asarray(D, dtype), all_losses, None), R_resid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -446,7 +450,7 @@ def fit_recording(
     inc_cov = lag_covariances([np.diff(s, axis=0) for s in latents], [0], np.zeros(len(R)))[0]
     noisy = bool(np.trace(2 * R) > NOISE_NEGLIGIBLE * np.trace(inc_cov))
     if correct_noise and noisy:
-        result = _fit_noisy(
+        result, R = _fit_noisy(
             latents, float(dt), int(n), R, key=key, config=config, tau=tau, name=name,
             on_chunk=on_chunk, simex=simex,
         )  # fmt: skip
