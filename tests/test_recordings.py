@@ -1,5 +1,7 @@
 """From recordings: subspace, k, measurement noise, its correction, the measures, the run."""
 
+from datetime import UTC, datetime
+
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -181,3 +183,23 @@ def test_end_to_end_recording_run(tmp_path):
     assert np.isfinite(m["d_stsp"])
     assert 0 <= m["d_h"] < 0.1
     assert "D_stsp" in report.to_markdown()
+
+
+def test_nwb_trials_as_trajectories(tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((1000, 6))
+    nwb = pynwb.NWBFile("test", "id-1", datetime(2026, 1, 1, tzinfo=UTC))
+    module = nwb.create_processing_module("ophys", "processed activity")
+    module.add(pynwb.TimeSeries(name="rates", data=data, unit="Hz", rate=100.0))
+    for a, b in ((0.0, 3.0), (3.0, 6.0), (6.0, 10.0)):
+        nwb.add_trial(start_time=a, stop_time=b)
+    with pynwb.NWBHDF5IO(str(tmp_path / "rec.nwb"), "w") as io:
+        io.write(nwb)
+    activity, dt, _ = ddm.data.load_recording(tmp_path / "rec.nwb")
+    assert dt == pytest.approx(0.01)
+    assert [len(t) for t in activity] == [300, 300, 400]
+    np.testing.assert_allclose(np.concatenate(activity), data)
+    assert ddm.data.is_recording_file(tmp_path / "rec.nwb")
+    with pytest.raises(ValueError, match="named 'spikes'"):
+        ddm.data.load_nwb(tmp_path / "rec.nwb", series="spikes")

@@ -171,7 +171,7 @@ def train(
     """Train a network by drift (and diffusion) matching, checkpointing as it goes."""
     params = _parse_params(param, noise)
     with errors(lambda: _interrupt_message(out, system)):
-        data_file = system.endswith((".npz", ".npy"))
+        data_file = system.endswith((".npz", ".npy", ".nwb"))
         if out is None and data_file:
             out = Path("runs") / f"{Path(system).stem}-{64 if neurons is None else neurons}"
         elif out is None:

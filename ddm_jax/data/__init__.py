@@ -34,6 +34,7 @@ from ._from_data import (
     learned_target as learned_target,
     refit_readout as refit_readout,
 )
+from ._nwb import load_nwb as load_nwb
 from ._recordings import (
     LatentChoice as LatentChoice,
     LatentMap as LatentMap,

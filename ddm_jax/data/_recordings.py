@@ -73,6 +73,7 @@ from ._from_data import (
     learned_target,
     refit_readout,
 )
+from ._nwb import load_nwb
 
 FLOOR_FACTOR = 3.0
 MAX_LATENT_DIM = 20
@@ -103,15 +104,18 @@ class LatentMap:
 
 
 def load_recording(path: str | os.PathLike):
-    """Activity, sampling interval and neuron names from a ``.npz``/``.npy`` file.
+    """Activity, sampling interval and neuron names from a ``.npz``, ``.npy`` or ``.nwb`` file.
 
     A ``.npz`` with an array ``activity`` (``(B, T, N)`` or ``(T, N)``), an optional scalar
-    ``dt`` and optional ``names`` (N strings); any other file as `load_trajectories` reads it.
+    ``dt`` and optional ``names`` (N strings); an NWB file as `load_nwb` reads it (trials as
+    trajectories); any other file as `load_trajectories` reads it.
 
     Returns:
         ``(activity, dt or None, names or None)``.
     """
     path = Path(path)
+    if path.suffix == ".nwb":
+        return load_nwb(path)
     if path.suffix == ".npz" and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as loaded:
@@ -128,8 +132,10 @@ def load_recording(path: str | os.PathLike):
 
 
 def is_recording_file(path: str | os.PathLike) -> bool:
-    """Whether a ``.npz`` file holds an ``activity`` array (a recording of neurons)."""
+    """Whether a file is a recording of neurons: an NWB file, or a ``.npz`` with ``activity``."""
     path = Path(path)
+    if path.suffix == ".nwb":
+        return True
     if path.suffix != ".npz" or not path.is_file():
         return False
     try:

@@ -16,7 +16,7 @@ from ._folder import RunError
 
 def is_data_file(system: str) -> bool:
     """Whether ``system`` names a trajectory file rather than a target."""
-    return str(system).endswith((".npz", ".npy"))
+    return str(system).endswith((".npz", ".npy", ".nwb"))
 
 
 def data_segments(path: Path, dt: float, held_out: float):
