@@ -104,7 +104,8 @@ COLUMNS = {
     ],
 }  # fmt: skip
 COLUMNS["census-dadras"] = COLUMNS["census"]
-SCRIPT = {"census-dadras": "census"}  # result name -> the script that writes it
+COLUMNS["recordings-lorenz"] = COLUMNS["recordings"]
+SCRIPT = {"census-dadras": "census", "recordings-lorenz": "recordings"}  # result -> script
 
 
 def git(*args: str) -> str | None:

@@ -20,7 +20,7 @@ two halves of the teacher's data); the period of VDP's noise-free limit cycle or
 largest Lyapunov exponent (of the drift in the teacher's coordinates; for the LDS
 ``2 pi / |Im lambda|`` or the largest real part of its drift matrix's eigenvalues); the wall
 time of the fit. Default JAX device,
-float32. Writes results/recordings.{json,md,png}.
+float32. Writes results/recordings.{json,md,png} (other systems: recordings-SYSTEMS.*).
 
     python benchmarks/recordings.py [--quick] [--steps N] [--systems vdp lorenz]
 """
@@ -264,7 +264,8 @@ def main():
         plt.close(fig)
 
     data = {**stamp(), "steps": steps, "teachers": teachers, "rows": rows}
-    write_results("recordings", data, table, plot)
+    name = "recordings" if args.systems == ["vdp"] else "-".join(["recordings", *args.systems])
+    write_results(name, data, table, plot)
     print(table)
 
 
