@@ -203,3 +203,24 @@ def test_nwb_trials_as_trajectories(tmp_path):
     assert ddm.data.is_recording_file(tmp_path / "rec.nwb")
     with pytest.raises(ValueError, match="named 'spikes'"):
         ddm.data.load_nwb(tmp_path / "rec.nwb", series="spikes")
+
+
+def test_streaming_projection_matches_in_memory(tmp_path):
+    rng = np.random.default_rng(6)
+    z, _, _ = ou_latents(3, 2000, rng)
+    x, _, _ = observe(z, 12, 0.1, rng)
+    x[1, 500:520, 4] = np.nan
+    x[2, 10] = np.nan
+    np.save(tmp_path / "big.npy", x.astype(np.float32))
+    mm = np.load(tmp_path / "big.npy", mmap_mode="r")
+    lm, choice, noise_sd, R, latents = ddm.data.stream_projection(mm, DT, chunk=700)
+    lm2, choice2, noise_sd2, R2 = ddm.data.project_recording(
+        ddm.data.recording_segments(np.asarray(mm), DT)
+    )
+    assert choice.latent_dim == choice2.latent_dim == 2
+    np.testing.assert_allclose(lm.mean, lm2.mean, atol=1e-12)
+    np.testing.assert_allclose(np.abs(lm.components @ lm2.components.T), np.eye(2), atol=1e-9)
+    np.testing.assert_allclose(noise_sd, noise_sd2, atol=1e-10)
+    np.testing.assert_allclose(R, R2, atol=1e-10)
+    assert np.isnan(latents[1, 510]).all()
+    assert latents.shape == (3, 2000, 2)

@@ -49,6 +49,7 @@ from ._recordings import (
     project_recording as project_recording,
     recording_segments as recording_segments,
 )
+from ._streaming import stream_projection as stream_projection
 from ._subspace import (
     PCA as PCA,
     AffineMap as AffineMap,

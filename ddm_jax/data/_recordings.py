@@ -428,6 +428,7 @@ def fit_recording(
     tau: float = 1.0,
     name: str = "recording",
     on_chunk: Callable | None = None,
+    chunk: int | None = None,
 ) -> RecordingFit:
     """Find the latent SDE of a noisy recording and embed it (see the module docstring).
 
@@ -445,14 +446,24 @@ def fit_recording(
         tau: as in `fit_data`.
         name: as in `fit_data`.
         on_chunk: as in `fit_data`.
+        chunk: read a ``(B, T, N)`` array (e.g. a memory map) in chunks of this many samples
+            (`stream_projection`): only the latents are held in memory.
 
     Raises:
         ValueError: (one line) for a bad recording or settings.
     """
     config = TrainConfig() if config is None else config
-    segments = recording_segments(activity, dt)
-    latent_map, choice, noise_sd, R = project_recording(segments, latent_dim)
-    latents = [latent_map.encode(s) for s in segments]
+    if chunk is not None:  # larger than memory: chunked passes, then the small latents
+        from ._streaming import stream_projection  # (it builds on this module)
+
+        latent_map, choice, noise_sd, R, all_latents = stream_projection(
+            activity, dt, latent_dim, chunk=chunk
+        )
+        latents = trajectory_segments(all_latents, dt)
+    else:
+        segments = recording_segments(activity, dt)
+        latent_map, choice, noise_sd, R = project_recording(segments, latent_dim)
+        latents = [latent_map.encode(s) for s in segments]
     inc_cov = lag_covariances([np.diff(s, axis=0) for s in latents], [0], np.zeros(len(R)))[0]
     noisy = bool(np.trace(2 * R) > NOISE_NEGLIGIBLE * np.trace(inc_cov))
     if correct_noise and noisy:
