@@ -34,17 +34,19 @@ from ._from_data import (
     learned_target as learned_target,
     refit_readout as refit_readout,
 )
-from ._nwb import load_nwb as load_nwb
-from ._recordings import (
+from ._latent_space import (
     LatentChoice as LatentChoice,
     LatentMap as LatentMap,
-    RecordingFit as RecordingFit,
     choose_latent_dim as choose_latent_dim,
+    noise_covariance as noise_covariance,
+)
+from ._nwb import load_nwb as load_nwb
+from ._recordings import (
+    RecordingFit as RecordingFit,
     fit_recording as fit_recording,
     is_recording_file as is_recording_file,
     lag_covariances as lag_covariances,
     load_recording as load_recording,
-    noise_covariance as noise_covariance,
     one_step_predictions as one_step_predictions,
     project_recording as project_recording,
     recording_segments as recording_segments,

@@ -15,7 +15,7 @@ sums are added before the eigen-decomposition.
 import numpy as np
 
 from ._data import _check_dt
-from ._recordings import LatentMap, choose_latent_dim, noise_covariance
+from ._latent_space import LatentMap, choose_latent_dim, noise_covariance
 
 LAGS = 5
 
