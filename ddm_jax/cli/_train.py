@@ -188,7 +188,7 @@ def train(
                 "file; a data run learns its target and trains in one pass."
             )
         if not data_file and (dt is not None or latent_dim is not None):
-            fail(f"Expected --dt/--latent-dim only with a .npz/.npy file; got {system!r}.")
+            fail(f"Expected --dt/--latent-dim only with a .npz/.npy/.nwb file; got {system!r}.")
         with _ProgressView(console()) as view:
             if data_file:  # recorded trajectories: learn the SDE, then embed it
                 result = ddm.runs.train_data_run(
