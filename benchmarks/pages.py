@@ -63,6 +63,17 @@ COLUMNS = {
         ("net_vs_true_sw", "net vs true SW", "%"), ("net_vs_true_sw_null", "SW null", "%"),
         ("net_vs_true_mean_error", "mean err.", "%"),
     ],
+    "recordings": [
+        ("system", "system", ""), ("noise", "noise", "%"), ("correct_noise", "correction", ""),
+        ("seconds", "fit (s)", "s"), ("drift_ddm", "drift err.", "%"), ("D_ddm", "D err.", "%"),
+        ("r2_ddm", "R^2", "g"), ("r2_ceiling", "R^2 ceiling", "g"),
+        ("d_stsp_ddm", "D_stsp", "g"), ("d_stsp_null", "D_stsp null", "g"),
+        ("d_h_ddm", "D_H", "g"), ("d_h_null", "D_H null", "g"),
+        ("period_ddm", "period", "g"), ("period_teacher", "period teacher", "g"),
+        ("drift_lds", "LDS drift err.", "%"), ("D_lds", "LDS D err.", "%"),
+        ("r2_lds", "LDS R^2", "g"), ("d_stsp_lds", "LDS D_stsp", "g"),
+        ("d_h_lds", "LDS D_H", "g"), ("period_lds", "LDS period", "g"),
+    ],
     "memory": [
         ("system", "system", ""), ("alpha", "alpha", "g"),
         ("target.fraction", "preferred fraction, target", "g"),
@@ -93,7 +104,8 @@ COLUMNS = {
     ],
 }  # fmt: skip
 COLUMNS["census-dadras"] = COLUMNS["census"]
-SCRIPT = {"census-dadras": "census"}  # result name -> the script that writes it
+COLUMNS["recordings-lorenz"] = COLUMNS["recordings"]
+SCRIPT = {"census-dadras": "census", "recordings-lorenz": "recordings"}  # result -> script
 
 
 def git(*args: str) -> str | None:

@@ -172,11 +172,14 @@ def train(
     ] = False,
     checkpoint_every: Annotated[float, _opt("Seconds between checkpoints (0: each chunk)")] = 5.0,
     dt: Annotated[Float, _opt("Sampling interval of a .npz/.npy trajectory file")] = None,
+    latent_dim: Annotated[
+        Int, _opt("Latents of a recording of neurons \\[default: chosen from the data]")
+    ] = None,
 ):
     """Train a network by drift (and diffusion) matching, checkpointing as it goes."""
     params = _parse_params(param, noise)
     with errors(lambda: _interrupt_message(out, system)):
-        data_file = system.endswith((".npz", ".npy"))
+        data_file = system.endswith((".npz", ".npy", ".nwb"))
         if out is None and data_file:
             out = Path("runs") / f"{Path(system).stem}-{64 if neurons is None else neurons}"
         elif out is None:
@@ -193,13 +196,13 @@ def train(
                 "Expected no --resume, --param/--noise or --private-noise with a trajectory "
                 "file; a data run learns its target and trains in one pass."
             )
-        if not data_file and dt is not None:
-            fail(f"Expected --dt only with a .npz/.npy trajectory file; got {system!r}.")
+        if not data_file and (dt is not None or latent_dim is not None):
+            fail(f"Expected --dt/--latent-dim only with a .npz/.npy/.nwb file; got {system!r}.")
         with _ProgressView(console()) as view:
             if data_file:  # recorded trajectories: learn the SDE, then embed it
                 result = ddm.runs.train_data_run(
                     system, out, dt=dt, neurons=neurons, seed=seed, tau=tau,
-                    overwrite=overwrite, progress=view, **settings,
+                    overwrite=overwrite, progress=view, latent_dim=latent_dim, **settings,
                 )  # fmt: skip
             else:
                 result = ddm.runs.train_run(
@@ -216,6 +219,13 @@ def train(
             f"learned {result.config['system']} and embedded it in {result.model.n} neurons: "
             f"{training['steps']} steps in {training['train_seconds']:.1f} s; D = {D}."
         )
+        if "recording" in training:  # N recorded neurons -> k latents (latents.npz)
+            r = training["recording"]
+            typer.echo(
+                f"recording of {r['neurons_recorded']} neurons: k = {r['latent_dim']} latents "
+                f"({r['latent_dim_detected']} above the noise floor), measurement noise s "
+                f"{r['noise_sd_median']:.3g} (median), corrected: {r['noise_corrected']}."
+            )
         typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")
         return
     how = training.get("method", "adam")

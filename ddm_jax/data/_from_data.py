@@ -25,7 +25,8 @@ loss (`solve_noise_readout`, `run_training(noise=True)`).
 add ``eta_{t+dt} - eta_t`` to every increment: the residual covariance grows by ``2 s^2 I``,
 so D is biased *upwards* by ``s^2 / dt`` (with or without the correction), which
 dominates at fine sampling. The drift is biased towards stronger restoring force
-(``-eta_t`` sits in both ``z_t`` and the increment). Subsample (larger dt) or denoise first.
+(``-eta_t`` sits in both ``z_t`` and the increment). `fit_recording` (``_recordings``)
+estimates the noise and corrects both.
 """
 
 from collections.abc import Callable

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import jax.numpy as jnp
 
-from ..data import learned_target, load_trajectories, split_held_out, trajectory_segments
+from ..data import learned_target, load_recording, split_held_out, trajectory_segments
 from ..io import CorruptFileError
 from ._folder import RunError
 
 
 def is_data_file(system: str) -> bool:
     """Whether ``system`` names a trajectory file rather than a target."""
-    return str(system).endswith((".npz", ".npy"))
+    return str(system).endswith((".npz", ".npy", ".nwb"))
 
 
 def data_segments(path: Path, dt: float, held_out: float):
     """The fitting and held-out segments of a run's data file."""
-    data, _ = load_trajectories(path)
+    data, _, _ = load_recording(path)  # a recording's activity, or trajectories
     return split_held_out(trajectory_segments(data, dt), held_out)
 
 

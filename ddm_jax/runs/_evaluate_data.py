@@ -12,6 +12,11 @@ There is no true SDE to simulate, so the network is compared with the data it di
   increments (``E[dz | z]`` from the learned drift, see `increment_means`),
   1 + O(dt) for a drift and D that explain the data, larger for a drift that misses;
 - ``diffusion_error_held_out``: D from the held-out residuals against the network's D.
+
+A recording (``latents.npz``, see `train_data_run`) is evaluated on its held-out latents, and
+`recording_metrics` adds the held-out one-step R^2 of every recorded neuron (``r2_mean``,
+``r2_min``), the state-space divergence ``d_stsp`` and the spectral Hellinger distance
+``d_h`` of the latents (with their nulls between halves of the held-out data).
 """
 
 import dataclasses
@@ -27,6 +32,7 @@ from ..simulation import simulate_network
 from ._data_files import check_data_copy, data_segments
 from ._folder import check_count, check_finite
 from ._loading import TrainedRun
+from ._recording_run import read_latents, recording_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +72,10 @@ def evaluate_data_run(
     path, model, config = loaded.path, loaded.model, loaded.config
     spec = config["settings"]["target"]
     _, held = data_segments(check_data_copy(path, config), spec["dt"], spec["held_out"])
+    recorded = None
+    if spec.get("latent_dim") is not None:  # a recording: evaluate on its held-out latents
+        latent_map, noise_latent = read_latents(path)
+        recorded, held = held, [latent_map.encode(s) for s in held]
     data_dt = spec["dt"]
     if not (0 < dt <= data_dt):
         raise ValueError(f"Expected 0 < dt <= the data's sampling interval {data_dt}; got {dt}.")
@@ -108,6 +118,8 @@ def evaluate_data_run(
             np.linalg.norm(D_held - D_net) / np.linalg.norm(D_held)
         ),
     }  # fmt: skip
+    if recorded is not None:
+        metrics |= recording_metrics(model, latent_map, noise_latent, recorded, data_dt, seed)
     settings = {"trajectories": trajectories, "dt": dt, "seed": seed, "time": duration,
                 "held_out_segments": len(held), "held_out_states": len(states)}  # fmt: skip
     atomic_write_json(path / "metrics.json", {
@@ -131,6 +143,15 @@ def evaluate_data_run(
         f"| D from held-out residuals vs network | "
         f"{100 * metrics['diffusion_error_held_out']:.2f}% |",
     ]
+    if recorded is not None:
+        lines += [
+            f"| one-step R^2 of the {latent_map.mean.size} recorded neurons, mean (min) | "
+            f"{metrics['r2_mean']:.4f} ({metrics['r2_min']:.4f}) |",
+            f"| D_stsp of the latents | {metrics['d_stsp']:.4f} "
+            f"({metrics['d_stsp_null']:.4f} between halves of the data) |",
+            f"| D_H of the latents | {metrics['d_h']:.4f} "
+            f"({metrics['d_h_null']:.4f} between halves of the data) |",
+        ]
     atomic_write_text(path / "report.md", "\n".join(lines) + "\n")
     return DataReport(metrics, settings, "\n".join(lines[4:]))
 

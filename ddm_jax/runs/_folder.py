@@ -20,7 +20,8 @@ RUN_FORMAT = "ddm-jax-run/1"
 RUN_FILES = (
     "config.json", "target.py", "pool.npy", "checkpoint.eqx", "model.eqx", "losses.npz",
     "training.json", "simulation.npz", "metrics.json", "report.md", "weights.npz",
-    "moments.json", "data.npz", "data.npy", "analysis.json", "memory.json",
+    "moments.json", "data.npz", "data.npy", "data.nwb", "analysis.json", "memory.json",
+    "latents.npz",
 )  # fmt: skip
 # figures/*.png, by the command that draws them; --overwrite clears all of them
 FIGURES = ("latent", "neurons", "drift_field", "loss", "marginals", "residual", "census")

@@ -20,7 +20,11 @@ import numpy as np
 from ..data import (
     check_data,
     fit_data,
-    load_trajectories,
+    fit_recording,
+    is_recording_file,
+    load_recording,
+    project_recording,
+    recording_segments,
     split_held_out,
     trajectory_segments,
 )
@@ -32,13 +36,14 @@ from ._guard import check_folder, write_losses
 from ._loading import TrainedRun
 from ._lock import hold_folder
 from ._progress import TrainProgress
+from ._recording_run import write_latents
 from ._settings import TRAIN_FIELDS
 
 HELD_OUT = 0.2
 
 
-def _settings(file: Path, dt, neurons, seed, tau, explicit_train) -> dict:
-    loaded, file_dt = load_trajectories(file)
+def _settings(file: Path, dt, neurons, seed, tau, explicit_train, latent_dim=None) -> dict:
+    loaded, file_dt, _ = load_recording(file)
     if dt is None and file_dt is None:
         raise ValueError(
             f"Expected the sampling interval: pass --dt (or store a scalar 'dt' in {file.name})."
@@ -50,18 +55,25 @@ def _settings(file: Path, dt, neurons, seed, tau, explicit_train) -> dict:
             check_finite(name, value)
     config = TrainConfig(**{k: v for k, v in explicit_train.items() if v is not None})
     neurons = 64 if neurons is None else neurons
-    fit_part, held = split_held_out(trajectory_segments(loaded, dt), HELD_OUT)
+    recording = latent_dim is not None or is_recording_file(file)  # N neurons -> k latents
+    segments = recording_segments(loaded, dt) if recording else trajectory_segments(loaded, dt)
+    fit_part, held = split_held_out(segments, HELD_OUT)
     if not fit_part or not held:
         raise ValueError(
             "Expected trajectories long enough to hold out their last "
             f"{HELD_OUT:.0%} for evaluation (at least 10 samples each)."
         )
+    extra = {}
+    if recording:
+        latent_map, choice, _, _ = project_recording(fit_part, latent_dim)
+        fit_part = [latent_map.encode(s) for s in fit_part]
+        extra = {"latent_dim": choice.latent_dim, "correct_noise": True}
     check_data(fit_part, dt, neurons, correct=True)
     return {
         "target": {
             "kind": "data", "file": file.name, "dt": float(dt), "held_out": HELD_OUT,
             "correct": True, "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
-            "params": {},
+            "params": {}, **extra,
         },
         "neurons": neurons, "seed": 0 if seed is None else seed,
         "tau": 1.0 if tau is None else float(tau), "private_noise": 0.0,
@@ -79,6 +91,7 @@ def train_data_run(
     tau: float | None = None,
     overwrite: bool = False,
     progress=None,
+    latent_dim: int | None = None,
     **train_settings,
 ) -> TrainedRun:
     """Learn the SDE of the trajectories in ``file`` and embed it; write a run folder.
@@ -92,6 +105,9 @@ def train_data_run(
         tau: neuron time constant (default 1).
         overwrite: replace a run in ``out``.
         progress: called with a `TrainProgress` after every chunk of steps.
+        latent_dim: fit the file as a recording of neurons with k = ``latent_dim`` latents
+            (`fit_recording`); a file with an ``activity`` array is always a recording, and
+            its k is chosen from the data unless given. Writes ``latents.npz``.
         **train_settings: fields of `TrainConfig` (``steps``, ``batch``, ``lr``, ...).
 
     Raises:
@@ -102,7 +118,7 @@ def train_data_run(
     if unknown:
         raise ValueError(f"Expected training settings among {list(TRAIN_FIELDS)}; got {unknown}.")
     file = Path(file)
-    settings = _settings(file, dt, neurons, seed, tau, train_settings)
+    settings = _settings(file, dt, neurons, seed, tau, train_settings, latent_dim)
     n = settings["neurons"]
     path = Path(f"runs/{file.stem}-{n}" if out is None else out)
     with hold_folder(path, create=True):  # checked and written by this command alone
@@ -128,10 +144,15 @@ def _train(file: Path, path: Path, settings: dict, overwrite: bool, progress) ->
                 False, time.monotonic() - started,
             ))  # fmt: skip
 
-    result = fit_data(
-        fit_part, spec["dt"], n, key=jr.key(settings["seed"]), config=config,
-        correct=spec["correct"], tau=settings["tau"], name=file.stem, on_chunk=on_chunk,
-    )  # fmt: skip
+    common = dict(key=jr.key(settings["seed"]), config=config, tau=settings["tau"],
+                  name=file.stem, on_chunk=on_chunk)  # fmt: skip
+    rec = None
+    if spec.get("latent_dim") is not None:  # a recording: latents, noise, then the SDE
+        rec = fit_recording(fit_part, spec["dt"], n, latent_dim=spec["latent_dim"], **common)
+        result = rec.fit
+        write_latents(path, rec, load_recording(path / f"data{file.suffix}")[0])
+    else:
+        result = fit_data(fit_part, spec["dt"], n, correct=spec["correct"], **common)
     model = result.model
     atomic_write_json(path / "config.json", {
         "format": RUN_FORMAT, "system": str(file), "settings": settings,
@@ -152,6 +173,13 @@ def _train(file: Path, path: Path, settings: dict, overwrite: bool, progress) ->
         "drift_error_monitor": None, "diffusion_error_monitor": None,
         "D": np.asarray(result.D).tolist(), "finished": now(),
     }  # fmt: skip
+    if rec is not None:
+        summary["recording"] = {
+            "neurons_recorded": int(rec.map.mean.size), "latent_dim": rec.latent_dim,
+            "latent_dim_detected": rec.choice.detected, "noise_floor": rec.choice.floor,
+            "noise_sd_median": float(np.median(rec.noise_sd)),
+            "noise_corrected": rec.noise_corrected,
+        }  # fmt: skip
     atomic_write_json(path / "training.json", summary)
     save_model(path / "model.eqx", model)
     return TrainedRun(path, read_config(path), result.target, model, result.losses, None,

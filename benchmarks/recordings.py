@@ -1,0 +1,273 @@
+"""Teacher-student: recover a network's latent SDE from noisy recordings of its neurons.
+
+The teacher is a ddm-jax network trained on a registered target (`ddm.fit`: Van der Pol with
+noise 0.3 in 128 neurons; with ``--systems lorenz``, Lorenz with noise 1 in 512). 64
+trajectories of 100 time units (quick: 32 of 50) are simulated from its attractor
+(Euler-Maruyama dt = 1e-3, Lorenz 5e-4, saved every dt = 0.01) and N = 100 of its neurons are
+recorded with white measurement noise of 0%, 5% and 20% of each neuron's spread. The student
+is `ddm.data.fit_recording` (VDP: 64 neurons, Lorenz: 512) on the first 80% of every
+trajectory; at 20% noise also without the noise correction. Beside it, the baseline a user
+would otherwise fit: a linear dynamical system ``y_{t+dt} = M y_t + c + w`` by least squares
+on the same latents (its drift ``(M - I) y / dt + c / dt``, its D the residual covariance
+over 2 dt).
+
+Reported, against the teacher (its latent coordinates, after the best affine map from the
+student's latents, fitted on the noise-free projected states): the relative drift error on
+held-out teacher states and the D error; the held-out one-step R^2 of the 100 recorded
+neurons (mean); D_stsp (30 bins a dimension) and D_H (smoothing 20) of the student's free
+simulations from held-out starts against the teacher's held-out latents (with the null of
+two halves of the teacher's data); the period of VDP's noise-free limit cycle or Lorenz's
+largest Lyapunov exponent (of the drift in the teacher's coordinates; for the LDS
+``2 pi / |Im lambda|`` or the largest real part of its drift matrix's eigenvalues); the wall
+time of the fit. Default JAX device,
+float32. Writes results/recordings.{json,md,png} (other systems: recordings-SYSTEMS.*).
+
+    python benchmarks/recordings.py [--quick] [--steps N] [--systems vdp lorenz]
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from _results import plt, stamp, write_results
+
+import ddm_jax as ddm
+
+DT = 0.01
+RECORDED = 100
+NOISE = (0.0, 0.05, 0.2)
+
+
+def teacher_data(system, params, n_teacher, trajectories, time_units, steps, sim_dt, key):
+    target = ddm.make_target(system, **params)
+    k_fit, k_start, k_sim = jr.split(key, 3)
+    start = time.perf_counter()
+    teacher = ddm.fit(target, n_teacher, key=k_fit, config=ddm.TrainConfig(steps=steps)).model
+    train_s = time.perf_counter() - start
+    z0s = ddm.attractor_points(target, key=k_start, num=trajectories)
+    run = ddm.simulate_network(
+        teacher, z0s, key=k_sim, t1=time_units, dt=sim_dt, save_dt=DT, keep_neurons=True
+    )
+    return teacher, np.asarray(run.xs, float), np.asarray(run.zs, float), train_s
+
+
+def dynamics_measure(system, drift, z0) -> float:
+    """VDP: the period of the noise-free limit cycle; Lorenz: the largest Lyapunov exponent."""
+    if system == "vdp":
+        return ddm.fidelity.limit_cycle(drift, jnp.asarray(z0, jnp.float32))[0]
+    return ddm.fidelity.lyapunov_exponent(drift, jnp.asarray(z0, jnp.float32), time=200.0)
+
+
+def aligned_drift(model, A, a, Ainv):
+    """The student's drift in the teacher's coordinates, ``A f(A^-1 (z - a))``."""
+    A, a, Ainv = (jnp.asarray(m, jnp.float32) for m in (A, a, Ainv))
+    return lambda z: A @ model.target_drift(Ainv @ (z - a))
+
+
+def linear_measure(system, J) -> float:
+    """The same for a linear drift: ``2 pi / |Im lambda|``, or the largest real part."""
+    lam = np.linalg.eigvals(J)
+    if system != "vdp":
+        return float(np.max(lam.real))
+    im = np.max(np.abs(lam.imag))
+    return float(2 * np.pi / im) if im > 0 else float("inf")
+
+
+def simulate_student(model, starts, steps, key):
+    run = ddm.simulate_network(
+        model, jnp.asarray(starts, model.W_s.dtype), key=key, t1=DT * steps, dt=DT / 10,
+        save_dt=DT,
+    )  # fmt: skip
+    return np.asarray(run.zs, float)
+
+
+def simulate_lds(M, c, Q, starts, steps, rng):
+    out = np.empty((len(starts), steps + 1, len(c)))
+    out[:, 0] = starts
+    L = np.linalg.cholesky(Q + 1e-12 * np.eye(len(c)))
+    for t in range(steps):
+        out[:, t + 1] = out[:, t] @ M.T + c + rng.standard_normal(starts.shape) @ L.T
+    return out
+
+
+def evaluate(row, name, drift_fn, D, latent_map, held_act, predict_next, gen, ctx, period_fn):
+    """Metrics of a student (drift in its latents, D, one-step predictor, free simulations)."""
+    A, a, Ainv, zT_pts, fT, DT_true, zT_held = ctx
+    y = (zT_pts - a) @ Ainv.T
+    f = drift_fn(y) @ A.T
+    row[f"drift_{name}"] = float(np.sqrt(np.sum((f - fT) ** 2) / np.sum(fT**2)))
+    row[f"D_{name}"] = float(np.linalg.norm(A @ D @ A.T - DT_true) / np.linalg.norm(DT_true))
+    obs = np.concatenate([s[1:] for s in held_act])
+    pred = np.concatenate([predict_next(latent_map.encode(s[:-1])) for s in held_act])
+    row[f"r2_{name}"] = float(np.nanmean(ddm.data.one_step_r2(obs, latent_map.decode(pred))))
+    gen_T = gen @ A.T + a
+    row[f"d_stsp_{name}"] = ddm.data.state_space_divergence(zT_held, gen_T)
+    row[f"d_h_{name}"] = ddm.data.spectral_distance(zT_held, gen_T)
+    row[f"period_{name}"] = period_fn(A, a, Ainv)
+
+
+def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng):
+    B, T, _ = xs.shape
+    k = zs.shape[-1]
+    clean = xs[..., idx]
+    sd = clean.reshape(-1, len(idx)).std(0)
+    obs = clean + noise * sd * rng.standard_normal(clean.shape)
+    cut = int(round(0.8 * T))
+    start = time.perf_counter()
+    rec = ddm.data.fit_recording(
+        obs[:, :cut], DT, n, key=key, config=cfg, correct_noise=correct, latent_dim=k
+    )
+    seconds = time.perf_counter() - start
+    lm = rec.map
+    # best affine map student latents -> teacher latents, on noise-free projected states
+    y_clean = lm.encode(clean[:, :cut]).reshape(-1, k)
+    fitA = ddm.data.estimate_affine_map(
+        jnp.asarray(y_clean[::10]), jnp.asarray(zs[:, :cut].reshape(-1, k)[::10])
+    )
+    A, a = np.asarray(fitA.A, float), np.asarray(fitA.a, float)
+    zT_held = zs[:, cut:]
+    pts = zT_held.reshape(-1, k)[::20]
+    fT = np.asarray(jax.vmap(teacher.target_drift)(jnp.asarray(pts, jnp.float32)), float)
+    g = np.asarray(teacher.latent_noise_target(jnp.asarray(pts[0], jnp.float32)), float)
+    ctx = (A, a, np.linalg.inv(A), pts, fT, g @ g.T / 2, zT_held)
+    row = {
+        "noise": noise, "correct_noise": correct, "corrected": rec.noise_corrected,
+        "k": rec.latent_dim, "k_detected": rec.choice.detected, "seconds": seconds,
+        "noise_sd_rel": float(np.median(rec.noise_sd / obs.reshape(-1, len(idx)).std(0))),
+    }  # fmt: skip
+    held_act = list(obs[:, cut:])
+    steps = T - cut - 1
+    starts = lm.encode(obs[:, cut])
+    model = rec.model
+    drift = jax.jit(jax.vmap(model.target_drift))
+
+    def flow(y):  # one step of the learned drift's flow (RK4)
+        inc = ddm.data.Increments(y, np.zeros_like(y), None, DT)
+        return y + np.asarray(ddm.data.increment_means(model, inc, True, both=False)[0])
+
+    gen = simulate_student(model, starts, steps, jr.fold_in(key, 1))
+    evaluate(
+        row, "ddm", lambda y: np.asarray(drift(jnp.asarray(y, jnp.float32)), float),
+        np.asarray(rec.fit.D, float), lm, held_act, flow, gen, ctx,
+        lambda A, a, Ainv: dynamics_measure(
+            system, aligned_drift(model, A, a, Ainv), zT_held[0, 0]
+        ),
+    )  # fmt: skip
+    row["r2_ceiling"] = float(1 - noise**2 / (1 + noise**2))
+    row["d_stsp_null"] = ddm.data.state_space_divergence(zT_held[: B // 2], zT_held[B // 2 :])
+    row["d_h_null"] = ddm.data.spectral_distance(zT_held[: B // 2], zT_held[B // 2 :])
+    row["period_teacher"] = dynamics_measure(system, teacher.target_drift, zT_held[0, 0])
+    if correct:  # the linear baseline on the same latents
+        ys = rec.latents
+        X = np.concatenate([s[:-1] for s in ys])
+        Y = np.concatenate([s[1:] for s in ys])
+        coef = np.linalg.lstsq(np.c_[X, np.ones(len(X))], Y, rcond=None)[0]
+        M, c = coef[:k].T, coef[k]
+        res = Y - X @ M.T - c
+        Q = res.T @ res / len(res)
+        gen_lds = simulate_lds(M, c, Q, starts, steps, rng)
+        evaluate(
+            row, "lds", lambda y: (y @ M.T + c - y) / DT, Q / (2 * DT), lm, held_act,
+            lambda y: y @ M.T + c, gen_lds, ctx,
+            lambda *_: linear_measure(system, (M - np.eye(k)) / DT),
+        )  # fmt: skip
+    return row
+
+
+# system: (registry parameters, teacher neurons, student neurons, simulation step)
+SYSTEMS = {"vdp": ({"noise": 0.3}, 128, 64, 1e-3), "lorenz": ({"noise": 1.0}, 512, 512, 5e-4)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--steps", type=int, default=None, help="student drift steps")
+    parser.add_argument("--systems", nargs="+", default=["vdp"], choices=sorted(SYSTEMS))
+    args = parser.parse_args()
+    trajectories, time_units = (32, 50.0) if args.quick else (64, 100.0)
+    steps = args.steps or (2000 if args.quick else 5000)
+    cfg = ddm.TrainConfig(steps=steps)
+    rows, teachers = [], {}
+    for system in args.systems:
+        params, n_teacher, n_student, sim_dt = SYSTEMS[system]
+        start = time.perf_counter()
+        teacher, xs, zs, train_s = teacher_data(
+            system, params, n_teacher, trajectories, time_units,
+            5000 if args.quick else 20000, sim_dt, jr.key(0),
+        )  # fmt: skip
+        data_s = time.perf_counter() - start - train_s
+        teachers[system] = {"n": n_teacher, "train_seconds": train_s, "data_seconds": data_s}
+        print(f"teacher {system}-{n_teacher}: trained {train_s:.0f} s, data {data_s:.0f} s",
+              flush=True)  # fmt: skip
+        rng = np.random.default_rng(0)
+        idx = np.sort(rng.choice(xs.shape[-1], RECORDED, replace=False))
+        for noise in NOISE:
+            for correct in (True, False) if noise == 0.2 else (True,):
+                row = run_level(
+                    system, noise, correct, xs, zs, teacher, idx, cfg, n_student, jr.key(1), rng
+                )
+                row |= {"system": system, "n_teacher": n_teacher, "n": n_student}
+                rows.append(row)
+                print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
+                      flush=True)  # fmt: skip
+    head = (
+        "| system | noise | correction | fit s | drift err | D err | R^2 (ceiling) | "
+        "D_stsp (null) | D_H (null) | period (teacher) | LDS drift err | LDS D err | LDS R^2 | "
+        "LDS D_stsp | LDS D_H | LDS period |\n|" + "---|" * 16 + "\n"
+    )
+    lines = []
+    for r in rows:
+        lds = (
+            f"{100 * r['drift_lds']:.1f}% | {100 * r['D_lds']:.1f}% | {r['r2_lds']:.4f} | "
+            f"{r['d_stsp_lds']:.3f} | {r['d_h_lds']:.3f} | {r['period_lds']:.2f}"
+            if "drift_lds" in r else " | | | | | "
+        )  # fmt: skip
+        lines.append(
+            f"| {r['system']}-{r['n_teacher']} | {100 * r['noise']:.0f}% | {r['correct_noise']} | "
+            f"{r['seconds']:.1f} | "
+            f"{100 * r['drift_ddm']:.1f}% | {100 * r['D_ddm']:.1f}% | {r['r2_ddm']:.4f} "
+            f"({r['r2_ceiling']:.4f}) | {r['d_stsp_ddm']:.3f} ({r['d_stsp_null']:.3f}) | "
+            f"{r['d_h_ddm']:.3f} ({r['d_h_null']:.3f}) | {r['period_ddm']:.2f} "
+            f"({r['period_teacher']:.2f}) | {lds} |"
+        )
+    names = [(s, t["n"]) for s, t in teachers.items()]
+    table = (
+        f"Teachers: {', '.join(f'{s}-{t}' for s, t in names)} (ddm.fit); "
+        f"{RECORDED} of their neurons recorded, {trajectories} trajectories of {time_units:g} "
+        f"time units at dt = {DT}; student fit_recording (VDP in 64 neurons, Lorenz in 512), "
+        f"{steps} drift steps; k given (detected: "
+        f"{', '.join(str(r['k_detected']) for r in rows)}). Period: VDP's limit cycle; for "
+        "Lorenz the column holds the largest Lyapunov exponent.\n\n"
+        + head
+        + "\n".join(lines)
+        + "\n"
+    )
+
+    def plot(path):
+        fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+        labels = [f"{100 * r['noise']:.0f}%{'' if r['correct_noise'] else ' raw'}" for r in rows]
+        xpos = np.arange(len(rows))
+        ax[0].bar(xpos - 0.2, [100 * r["drift_ddm"] for r in rows], 0.4, label="ddm-jax")
+        ax[0].bar(xpos + 0.2, [100 * r.get("drift_lds", np.nan) for r in rows], 0.4, label="LDS")
+        ax[0].set(xticks=xpos, xticklabels=labels, ylabel="drift error after alignment (%)")
+        ax[0].legend()
+        ax[1].bar(xpos - 0.2, [r["d_stsp_ddm"] for r in rows], 0.4, label="ddm-jax")
+        ax[1].bar(xpos + 0.2, [r.get("d_stsp_lds", np.nan) for r in rows], 0.4, label="LDS")
+        ax[1].axhline(rows[0]["d_stsp_null"], color="k", ls="--", label="null")
+        ax[1].set(xticks=xpos, xticklabels=labels, ylabel="D_stsp")
+        ax[1].legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    data = {**stamp(), "steps": steps, "teachers": teachers, "rows": rows}
+    name = "recordings" if args.systems == ["vdp"] else "-".join(["recordings", *args.systems])
+    write_results(name, data, table, plot)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

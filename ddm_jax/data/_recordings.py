@@ -1,0 +1,400 @@
+"""From recordings: find the latent SDE in noisy high-dimensional activity and embed it.
+
+A recording is ``(B, T, N)`` activity of N neurons (or a list of ``(T_i, N)`` arrays) sampled
+every ``dt``, each neuron ``x_i = c_i . z + m_i + eta_i``: a mixture of k latent variables z
+plus white measurement noise eta (independent in time, any covariance across neurons).
+`fit_recording` does, in order:
+
+1. **Subspace and k.** The symmetrised lag-1 autocovariance ``C_1 = sym Cov(x_{t+dt}, x_t)``
+   holds no white noise (eta_t and eta_{t+dt} are independent), so its eigenvectors are the
+   latent subspace even for unequal noise across neurons (lag-0 PCA is biased towards noisy
+   neurons). Its eigenvalues are the signal's variances (up to O(dt)) for the k latent
+   directions and sampling noise of either sign for the others: the most negative eigenvalue
+   estimates the sampling fluctuations, and k is the number of eigenvalues above
+   ``FLOOR_FACTOR`` (3) times its magnitude (and above ``1e-6`` of the largest).
+   ``latent_dim`` overrides the choice. The projection is orthonormal: ``y = U (x - mean)``,
+   ``x = mean + U^T y`` (`LatentMap`).
+2. **Measurement noise.** The autocovariance of the signal is smooth in the lag ``h >= 0``,
+   the noise only adds to lag 0: ``C(0) = C_z(0) + R``. ``C_z(0)`` is extrapolated from lags
+   1..4 by the cubic through them (``4 C_1 - 6 C_2 + 4 C_3 - C_4``, error O(dt^4)), so
+   ``R = C(0) - (4 C_1 - 6 C_2 + 4 C_3 - C_4)``: per neuron (the diagonal, reported as
+   ``noise_sd``) and in latent coordinates (the full ``(k, k)`` ``noise_latent``).
+   Equivalently: observation noise adds ``2 R`` to the increments' covariance and ``-R`` to
+   their lag-1 autocovariance.
+3. **Drift, corrected for the noise.** Regressing ``(y_{t+dt} - y_t) / dt`` on ``y_t``
+   puts ``-eta_t / dt`` in the target and ``eta_t`` in the regressor: a bias of order
+   ``R / (Var(z) dt)`` (25% at 5% noise and dt = 0.01). When the noise is not negligible
+   (it adds more than `NOISE_NEGLIGIBLE` of the lag-1 increment covariance) the target
+   skips sample t: ``(-2.5 y_{t+1} + 4 y_{t+2} - 1.5 y_{t+3}) / dt``, whose conditional mean
+   given ``z_t`` is ``f(z_t) + O(dt^2)`` (it is exact for quadratic mean paths) and whose
+   noise is independent of the regressor's. What remains is the attenuation by the noise in
+   the regressor, of relative order ``R / Var(z)`` (0.25% at 5% noise); it is removed to
+   first order by SIMEX (Cook & Stefanski 1994): the exact read-out is refitted with noise
+   of covariance R added to the regressor, and extrapolated linearly to no noise,
+   ``W = 2 W(R) - W(2R)`` evaluated as ``2 W_0 - W_1``.
+4. **Diffusion, corrected.** Residuals ``r_h = y_{t+h} - phi_h(y_t)`` (``phi_h`` the flow of
+   the learned drift) over lags dt and 2 dt have covariance ``Q_z(h) + R + Phi_h R Phi_h^T``,
+   ``Phi_h ~ I + h J`` the flow's Jacobian; subtracting the noise terms (with the learned
+   drift's Jacobians averaged over the states) leaves ``Q_z(h) = 2 D h + O(h^2)``, and D is
+   the Richardson combination ``Q_z(dt) / dt - Q_z(2 dt) / (4 dt)``.
+5. **Embedding and read-out.** The network carries the learned latent SDE (as `fit_data`);
+   every recorded neuron is predicted by ``mean + U^T z`` from its latent read-out
+   (`RecordingFit.neurons`).
+
+A sample with any neuron missing (NaN) is dropped as a whole (it splits its trajectory, as in
+`trajectory_segments`). With ``correct_noise=False`` the latents go to `fit_data` unchanged.
+"""
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .._custom_types import Key
+from ..network import init_network
+from ..targets import from_callables
+from ..training import TrainConfig, init_train_state
+from ._data import Increments, _check_dt, data_box, load_trajectories, trajectory_segments
+from ._data_diffusion import increment_means
+from ._from_data import (
+    MIN_PAIRS_PER_NEURON,
+    DataFit,
+    _check_drift_fit,
+    _train_pairs,
+    _unit_noise,
+    _zero,
+    fit_data,
+    learned_target,
+    refit_readout,
+)
+from ._latent_space import (
+    LatentChoice,
+    LatentMap,
+    _sym,
+    choose_latent_dim,
+    noise_covariance,
+)
+from ._nwb import load_nwb
+from ._streaming import stream_projection
+
+NOISE_NEGLIGIBLE = 0.02
+_STENCIL = np.array([-2.5, 4.0, -1.5])  # offsets 1, 2, 3: d/dh at 0, exact for quadratics
+
+
+def load_recording(path: str | os.PathLike):
+    """Activity, sampling interval and neuron names from a ``.npz``, ``.npy`` or ``.nwb`` file.
+
+    A ``.npz`` with an array ``activity`` (``(B, T, N)`` or ``(T, N)``), an optional scalar
+    ``dt`` and optional ``names`` (N strings); an NWB file as `load_nwb` reads it (trials as
+    trajectories); any other file as `load_trajectories` reads it.
+
+    Returns:
+        ``(activity, dt or None, names or None)``.
+    """
+    path = Path(path)
+    if path.suffix == ".nwb":
+        return load_nwb(path)
+    if path.suffix == ".npz" and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as loaded:
+                if "activity" in loaded.files:
+                    dt = float(loaded["dt"]) if "dt" in loaded.files else None
+                    names = [str(s) for s in loaded["names"]] if "names" in loaded.files else None
+                    return loaded["activity"], dt, names
+        except ValueError:
+            raise
+        except Exception as err:
+            raise ValueError(f"{path}: expected a NumPy file; it is corrupt ({err}).") from err
+    data, dt = load_trajectories(path)
+    return data, dt, None
+
+
+def is_recording_file(path: str | os.PathLike) -> bool:
+    """Whether a file is a recording of neurons: an NWB file, or a ``.npz`` with ``activity``."""
+    path = Path(path)
+    if path.suffix == ".nwb":
+        return True
+    if path.suffix != ".npz" or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            return "activity" in loaded.files
+    except Exception:
+        return False
+
+
+def recording_segments(activity, dt) -> list[np.ndarray]:
+    """The runs of fully recorded samples, each ``(T_i, N)``, every input checked.
+
+    Raises:
+        ValueError: (one line) for a wrong shape, inf, a neuron never recorded, or fewer than
+            2 neurons.
+    """
+    _check_dt(dt)
+    if isinstance(activity, list | tuple):
+        parts = [np.asarray(a, float) for a in activity]
+        shapes = {a.shape[-1] if a.ndim == 2 else None for a in parts}
+        if None in shapes or len(shapes) != 1:
+            raise ValueError(
+                "Expected a list of (T_i, N) arrays with the same N; got shapes "
+                f"{[a.shape for a in parts]}."
+            )
+        flat = np.concatenate(parts)
+    else:
+        arr = np.asarray(activity, float)
+        if arr.ndim not in (2, 3):
+            raise ValueError(
+                f"Expected activity of shape (B, T, N) or (T, N); got rank {arr.ndim}, shape "
+                f"{arr.shape}."
+            )
+        flat = arr.reshape(-1, arr.shape[-1])
+    if flat.shape[-1] < 2:
+        raise ValueError(f"Expected at least 2 recorded neurons; got {flat.shape[-1]}.")
+    if np.any(np.isinf(flat)):
+        raise ValueError("Expected finite activity (NaN for missing samples); got inf.")
+    never = np.flatnonzero(np.all(np.isnan(flat), axis=0))
+    if never.size:
+        raise ValueError(
+            f"Expected every neuron recorded at some sample; neuron(s) {never[:10].tolist()} are "
+            "all NaN: drop them."
+        )
+    return trajectory_segments(activity, dt)
+
+
+def lag_covariances(segments: list[np.ndarray], lags, mean=None) -> list[np.ndarray]:
+    """``C(h) = mean_t (x_{t+h} - mean)(x_t - mean)^T`` pooled over segments, for each lag."""
+    mean = np.concatenate(segments).mean(0) if mean is None else mean
+    out = []
+    for h in lags:
+        num, acc = 0, 0.0
+        for s in segments:
+            if len(s) > h:
+                a, b = s[h:] - mean, s[: len(s) - h] - mean
+                acc = acc + a.T @ b
+                num += len(a)
+        if num == 0:
+            raise ValueError(f"Expected segments longer than {h} samples; none is.")
+        out.append(acc / num)
+    return out
+
+
+def _noise_free_pairs(segments: list[np.ndarray], dt: float):
+    """States ``y_t`` and targets that skip sample t (see the module docstring, step 3)."""
+    usable = [s for s in segments if len(s) >= 4]
+    if not usable:
+        raise ValueError("Expected a segment of at least 4 consecutive samples; none has.")
+    z = np.concatenate([s[:-3] for s in usable])
+    ys = np.concatenate(
+        [sum(c * s[j : len(s) - 3 + j] for j, c in zip((1, 2, 3), _STENCIL, strict=True))
+         for s in usable]
+    ) / dt  # fmt: skip
+    return z, ys
+
+
+def _corrected_diffusion(model, segments, dt) -> tuple[np.ndarray, np.ndarray]:
+    """D and R from the residuals over lags dt, 2 dt, 3 dt of the learned drift (step 4)."""
+    usable = [s for s in segments if len(s) >= 4]
+    z = np.concatenate([s[:-3] for s in usable])
+    k = z.shape[1]
+    sub = z[:: max(1, len(z) // 8192)]
+    jac = jax.jit(jax.vmap(jax.jacfwd(model.target_drift)))
+    J = np.asarray(jac(jnp.asarray(sub, model.W_s.dtype)), float)
+    rows, rhs = [], []
+    for h in (1, 2, 3):
+        dz = np.concatenate([s[h : len(s) - 3 + h] - s[:-3] for s in usable])
+        inc = Increments(z, dz, None, h * dt)
+        m, _ = increment_means(model, inc, True, both=False)
+        r = dz - m
+        phi = np.eye(k)[None] + h * dt * J + (h * dt * J) @ (h * dt * J) / 2
+        noise_op = np.eye(k * k) + np.einsum("nij,nkl->ikjl", phi, phi).reshape(k * k, k * k) / len(
+            phi
+        )
+        rows.append(np.concatenate([noise_op, 2 * h * dt * np.eye(k * k),
+                                    (h * dt) ** 2 * np.eye(k * k)], axis=1))  # fmt: skip
+        rhs.append((r.T @ r / len(r)).reshape(-1))
+    sol = np.linalg.solve(np.concatenate(rows), np.concatenate(rhs))
+    R, D = sol[: k * k].reshape(k, k), sol[k * k : 2 * k * k].reshape(k, k)
+    return _sym(D), _sym(R)
+
+
+def _fit_noisy(segments, dt, n, R, *, key, config, tau, name, on_chunk, simex):
+    """`fit_data` for latents with measurement noise of covariance R (steps 3 and 4)."""
+    zs, ys = _noise_free_pairs(segments, dt)
+    k = zs.shape[1]
+    if len(zs) < MIN_PAIRS_PER_NEURON * n:
+        raise ValueError(
+            f"Expected at least {MIN_PAIRS_PER_NEURON} increments per neuron "
+            f"({MIN_PAIRS_PER_NEURON * n} for n = {n}); got {len(zs)}."
+        )
+    low, high = data_box(segments)
+    box_target = from_callables(_zero, _unit_noise, box=(low, high), name=name)
+    k_init, k_train, k_simex = jr.split(key, 3)
+    model = init_network(box_target, n, key=k_init, tau=tau)
+    dtype = model.W_s.dtype
+    state = init_train_state(model, config)
+    zs_dev, ys_dev = jnp.asarray(zs, dtype), jnp.asarray(ys, dtype)
+    losses = []
+    while (done := int(state.step)) < config.steps:
+        num = min(config.chunk, config.steps - done)
+        state, chunk = _train_pairs(state, zs_dev, ys_dev, k_train, config, num)
+        losses.append(np.asarray(chunk))
+        if on_chunk is not None:
+            on_chunk(state, losses[-1])
+    all_losses = np.concatenate(losses)
+    _check_drift_fit(all_losses, config)
+    model = refit_readout(state.model, zs, ys)
+    if simex:
+        rng = np.random.default_rng(int(jr.randint(k_simex, (), 0, 2**31 - 1)))
+        chol = np.linalg.cholesky(R + 1e-12 * np.trace(R) * np.eye(k))
+        noisier = refit_readout(model, zs + rng.standard_normal(zs.shape) @ chol.T, ys)
+        model = eqx.tree_at(lambda m: m.W_s, model, 2 * model.W_s - noisier.W_s)
+    D, R_resid = _corrected_diffusion(model, segments, dt)
+    eig = np.linalg.eigvalsh(D)
+    if not (np.all(np.isfinite(eig)) and eig.min() > 1e-9 * max(eig.max(), 0.0)):
+        raise ValueError(
+            f"Expected a positive definite diffusion after removing the measurement noise; got "
+            f"eigenvalues {eig.tolist()}: the noise estimate exceeds the increments' spread "
+            "(record at a finer dt, or pass correct_noise=False)."
+        )
+    G = np.linalg.cholesky(2 * D)
+    noise_const = float(tau) * G / np.asarray(model.scale, float)[:, None]
+    model = eqx.tree_at(lambda m: m.noise_const, model, jnp.asarray(noise_const, dtype))
+    z0 = np.median(np.concatenate(segments), axis=0)
+    target = learned_target(model, z0=z0, name=name)
+    return DataFit(model, target, jnp.asarray(D, dtype), all_losses, None), R_resid
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingFit:
+    """Output of `fit_recording`.
+
+    Attributes:
+        map: the `LatentMap` between activity and latents.
+        latent_dim: k.
+        choice: how k was chosen (`LatentChoice`).
+        noise_sd: ``(N,)`` measurement-noise standard deviation s per neuron.
+        noise_latent: ``(k, k)`` measurement-noise covariance R in latent coordinates.
+        noise_corrected: whether the drift and D were corrected for R.
+        fit: the `DataFit` of the latent SDE (network, learned target, D).
+        latents: the inferred latent segments ``(T_i, k)`` the fit used.
+    """
+
+    map: LatentMap
+    latent_dim: int
+    choice: LatentChoice
+    noise_sd: np.ndarray
+    noise_latent: np.ndarray
+    noise_corrected: bool
+    fit: DataFit
+    latents: list
+
+    @property
+    def model(self):
+        """The fitted network."""
+        return self.fit.model
+
+    def neurons(self, x_net):
+        """Every recorded neuron predicted from network states ``(..., n)``: ``(..., N)``."""
+        model = self.fit.model
+        z = jax.vmap(model.readout)(jnp.asarray(x_net).reshape(-1, model.n))
+        return self.map.decode(np.asarray(z, float)).reshape(*np.shape(x_net)[:-1], -1)
+
+    def predict_step(self, activity_segments, dt: float):
+        """One-step predictions: ``(observed x_{t+dt}, predicted)`` pooled, each ``(M, N)``."""
+        return one_step_predictions(self.fit.model, self.map, activity_segments, dt)
+
+
+def one_step_predictions(model, latent_map: LatentMap, activity_segments, dt: float):
+    """``x_{t+dt}`` and ``mean + U^T phi_dt(U (x_t - mean))`` (RK4 flow of the learned drift)."""
+    segs = [latent_map.encode(s) for s in activity_segments if len(s) >= 2]
+    z = np.concatenate([s[:-1] for s in segs])
+    inc = Increments(z, np.zeros_like(z), None, dt)
+    m1, _ = increment_means(model, inc, True, both=False)
+    observed = np.concatenate([s[1:] for s in activity_segments if len(s) >= 2])
+    return observed, latent_map.decode(z + m1)
+
+
+def project_recording(segments: list[np.ndarray], latent_dim: int | None = None):
+    """The subspace, k and the measurement noise of activity segments (steps 1 and 2).
+
+    Returns:
+        ``(LatentMap, LatentChoice, noise_sd (N,), R (k, k))``.
+    """
+    mean = np.concatenate(segments).mean(0)
+    covs = lag_covariances(segments, range(5), mean)
+    choice, U = choose_latent_dim(covs[0], covs[1], latent_dim)
+    noise_var = np.clip(np.diag(noise_covariance(covs)), 0.0, None)
+    R = noise_covariance([U @ c @ U.T for c in covs])
+    w, v = np.linalg.eigh(R)
+    R = (v * np.clip(w, 0.0, None)) @ v.T
+    return LatentMap(mean, U), choice, np.sqrt(noise_var), R
+
+
+def fit_recording(
+    activity,
+    dt: float,
+    n: int,
+    *,
+    key: Key,
+    latent_dim: int | None = None,
+    correct_noise: bool = True,
+    simex: bool = True,
+    config: TrainConfig | None = None,
+    tau: float = 1.0,
+    name: str = "recording",
+    on_chunk: Callable | None = None,
+    chunk: int | None = None,
+) -> RecordingFit:
+    """Find the latent SDE of a noisy recording and embed it (see the module docstring).
+
+    Args:
+        activity: ``(B, T, N)`` or ``(T, N)`` activity (NaN: missing), or a list of
+            ``(T_i, N)`` arrays, sampled every ``dt``.
+        dt: sampling interval (> 0).
+        n: network size.
+        key: PRNG key.
+        latent_dim: k; default chosen from the lag-1 spectrum (`choose_latent_dim`).
+        correct_noise: correct drift and diffusion for the estimated measurement noise
+            (when it is not negligible); False fits the raw latents with `fit_data`.
+        simex: with the correction, also remove the regressor's attenuation (SIMEX).
+        config: as in `fit_data`.
+        tau: as in `fit_data`.
+        name: as in `fit_data`.
+        on_chunk: as in `fit_data`.
+        chunk: read a ``(B, T, N)`` array (e.g. a memory map) in chunks of this many samples
+            (`stream_projection`): only the latents are held in memory.
+
+    Raises:
+        ValueError: (one line) for a bad recording or settings.
+    """
+    config = TrainConfig() if config is None else config
+    if chunk is not None:  # larger than memory: chunked passes, then the small latents
+        latent_map, choice, noise_sd, R, all_latents = stream_projection(
+            activity, dt, latent_dim, chunk=chunk
+        )
+        latents = trajectory_segments(all_latents, dt)
+    else:
+        segments = recording_segments(activity, dt)
+        latent_map, choice, noise_sd, R = project_recording(segments, latent_dim)
+        latents = [latent_map.encode(s) for s in segments]
+    inc_cov = lag_covariances([np.diff(s, axis=0) for s in latents], [0], np.zeros(len(R)))[0]
+    noisy = bool(np.trace(2 * R) > NOISE_NEGLIGIBLE * np.trace(inc_cov))
+    if correct_noise and noisy:
+        result, R = _fit_noisy(
+            latents, float(dt), int(n), R, key=key, config=config, tau=tau, name=name,
+            on_chunk=on_chunk, simex=simex,
+        )  # fmt: skip
+    else:
+        result = fit_data(
+            latents, dt, n, key=key, config=config, tau=tau, name=name, on_chunk=on_chunk
+        )
+    return RecordingFit(
+        latent_map, choice.latent_dim, choice, noise_sd, R, bool(correct_noise and noisy),
+        result, latents,
+    )  # fmt: skip

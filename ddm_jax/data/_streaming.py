@@ -1,0 +1,88 @@
+"""The projection of a recording larger than memory: chunked passes over a (B, T, N) array.
+
+`stream_projection` computes what `project_recording` does (the mean, the lag-0..4
+autocovariances, k, the map, the measurement noise) and the latents, reading the activity one
+chunk of ``chunk`` samples (plus 4 of overlap) of one trajectory at a time: pass one the mean
+and the per-neuron counts, pass two the centred lagged products, pass three the latents. A
+memory-mapped ``.npy`` (``np.load(path, mmap_mode="r")``) is never loaded whole: the peak
+memory is a chunk (``chunk x N`` in float64), five ``N x N`` sums and the ``(B, T, k)``
+latents. A lagged pair counts when every sample from t to t + h is recorded, as in
+`lag_covariances` over `trajectory_segments`, so both give the same numbers. The sums are
+additive: shards of trajectories on several devices or hosts can each sum their part, and the
+sums are added before the eigen-decomposition.
+"""
+
+import numpy as np
+
+from ._data import _check_dt
+from ._latent_space import LatentMap, choose_latent_dim, noise_covariance
+
+LAGS = 5
+
+
+def _chunks(activity, chunk: int):
+    """``(b, start, x, ok)`` over windows of ``chunk`` samples plus ``LAGS - 1`` of overlap."""
+    B, T, _ = activity.shape
+    for b in range(B):
+        for start in range(0, T, chunk):
+            x = np.asarray(activity[b, start : min(start + chunk + LAGS - 1, T)], float)
+            if np.any(np.isinf(x)):
+                raise ValueError("Expected finite activity (NaN for missing samples); got inf.")
+            yield b, start, x, np.all(np.isfinite(x), axis=1)
+
+
+def stream_projection(activity, dt, latent_dim: int | None = None, *, chunk: int = 65536):
+    """`project_recording` and the latents of a ``(B, T, N)`` array read in chunks.
+
+    Args:
+        activity: ``(B, T, N)`` array-like with NaN for missing samples (e.g. a memory map).
+        dt: sampling interval (checked).
+        latent_dim: k (default: chosen as in `choose_latent_dim`).
+        chunk: samples per read.
+
+    Returns:
+        ``(LatentMap, LatentChoice, noise_sd (N,), R (k, k), latents (B, T, k))``.
+    """
+    _check_dt(dt)
+    if len(getattr(activity, "shape", ())) != 3:
+        raise ValueError(f"Expected activity of shape (B, T, N); got {np.shape(activity)}.")
+    N = activity.shape[2]
+    total, count, seen = np.zeros(N), 0, np.zeros(N, int)
+    for _, _start, x, ok in _chunks(activity, chunk):
+        own = slice(0, min(chunk, len(x)))
+        total += x[own][ok[own]].sum(0)
+        count += int(ok[own].sum())
+        seen += np.isfinite(x[own]).sum(0)
+    if np.any(seen == 0):
+        raise ValueError(
+            f"Expected every neuron recorded at some sample; neuron(s) "
+            f"{np.flatnonzero(seen == 0)[:10].tolist()} are all NaN: drop them."
+        )
+    if count < 2:
+        raise ValueError("Expected at least two fully recorded samples; got fewer.")
+    mean = total / count
+    sums, nums = [np.zeros((N, N)) for _ in range(LAGS)], np.zeros(LAGS, int)
+    for _, _start, x, ok in _chunks(activity, chunk):
+        xc = np.where(ok[:, None], x - mean, 0.0)
+        run = np.concatenate([[0], np.cumsum(ok)])
+        n_own = min(chunk, len(x))
+        for h in range(LAGS):
+            t = np.arange(max(0, min(n_own, len(x) - h)))
+            pair = (run[t + h + 1] - run[t]) == h + 1  # every sample t..t+h recorded
+            a, b = xc[t[pair] + h], xc[t[pair]]
+            sums[h] += a.T @ b
+            nums[h] += int(pair.sum())
+    if np.any(nums == 0):
+        raise ValueError(f"Expected runs of at least {LAGS} consecutive recorded samples.")
+    covs = [s / n for s, n in zip(sums, nums, strict=True)]
+    choice, U = choose_latent_dim(covs[0], covs[1], latent_dim)
+    noise_sd = np.sqrt(np.clip(np.diag(noise_covariance(covs)), 0.0, None))
+    R = noise_covariance([U @ c @ U.T for c in covs])
+    w, v = np.linalg.eigh(R)
+    R = (v * np.clip(w, 0.0, None)) @ v.T
+    latent_map = LatentMap(mean, U)
+    latents = np.full((*activity.shape[:2], U.shape[0]), np.nan)
+    for b, start, x, _ in _chunks(activity, chunk):
+        own = min(chunk, len(x))
+        latents[b, start : start + own] = latent_map.encode(x[:own])
+    return latent_map, choice, noise_sd, R, latents

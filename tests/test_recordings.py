@@ -1,0 +1,226 @@
+"""From recordings: subspace, k, measurement noise, its correction, the measures, the run."""
+
+from datetime import UTC, datetime
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+import scipy.linalg
+
+import ddm_jax as ddm
+
+DT = 0.01
+ROT = np.array([[1.0, 2.0], [-2.0, 1.0]])  # OU drift -B z, a damped rotation
+
+
+def ou_latents(B, T, rng, Bm=ROT, D=0.5):
+    """Exact samples of ``dz = -Bm z dt + sqrt(2 D) dW`` every DT, started stationary."""
+    k = Bm.shape[0]
+    A = scipy.linalg.expm(-Bm * DT)
+    S = scipy.linalg.solve_continuous_lyapunov(-Bm, -2 * D * np.eye(k))
+    L = np.linalg.cholesky(S - A @ S @ A.T)
+    z = np.empty((B, T, k))
+    z[:, 0] = rng.multivariate_normal(np.zeros(k), S, B)
+    for t in range(T - 1):
+        z[:, t + 1] = z[:, t] @ A.T + rng.standard_normal((B, k)) @ L.T
+    return z, A, S
+
+
+def observe(z, N, noise, rng):
+    """N neurons mixing the latents, plus white noise of ``noise`` times each one's spread."""
+    C = rng.standard_normal((N, z.shape[-1]))
+    x = z @ C.T + rng.standard_normal(N)
+    sd = x.reshape(-1, N).std(0)
+    return x + np.asarray(noise) * sd * rng.standard_normal(x.shape), C, sd
+
+
+def test_projection_recovers_planted_subspace_and_k():
+    rng = np.random.default_rng(0)
+    Bm = np.array([[1.0, 2.0, 0.0], [-2.0, 1.0, 0.0], [0.0, 0.0, 0.5]])
+    z, _, _ = ou_latents(8, 3000, rng, Bm)
+    noise = rng.uniform(0.0, 0.6, 30)  # unequal noise: lag-0 PCA would tilt to noisy neurons
+    x, C, _ = observe(z, 30, noise, rng)
+    segments = ddm.data.recording_segments(x, DT)
+    latent_map, choice, noise_sd, R = ddm.data.project_recording(segments)
+    assert choice.latent_dim == 3
+    assert choice.detected == 3
+    angles = scipy.linalg.subspace_angles(latent_map.components.T, C)
+    assert np.max(angles) < 0.02
+    # the orthonormal map and its inverse: decode(encode(x)) is the projection onto the span
+    xs = x.reshape(-1, 30)[:100]
+    y = latent_map.encode(xs)
+    np.testing.assert_allclose(latent_map.encode(latent_map.decode(y)), y, atol=1e-9)
+    # latent_dim overrides; more than N or than the rank is refused
+    assert ddm.data.project_recording(segments, 2)[1].latent_dim == 2
+    with pytest.raises(ValueError, match="latent_dim <= N"):
+        ddm.data.project_recording(segments, 31)
+
+
+def test_noise_estimate_exact_autocovariance():
+    """``R = C(0) - (4 C_1 - 6 C_2 + 4 C_3 - C_4)`` on the exact autocovariances of OU + noise."""
+    A = scipy.linalg.expm(-ROT * DT)
+    S = scipy.linalg.solve_continuous_lyapunov(-ROT, -np.eye(2))
+    R = np.array([[0.02, 0.005], [0.005, 0.01]])
+    covs = [S + R] + [np.linalg.matrix_power(A, h) @ S for h in range(1, 5)]
+    est = ddm.data.noise_covariance(covs)
+    assert np.max(np.abs(est - R)) < 1e-4 * np.max(np.abs(S))
+    # the increments: observation noise adds 2R at lag 0 and -R at lag 1
+    inc0 = 2 * covs[0] - covs[1] - covs[1].T
+    inc0_clean = 2 * S - covs[1] - covs[1].T
+    np.testing.assert_allclose(inc0 - inc0_clean, 2 * R, atol=1e-12)
+
+
+def test_noise_correction_unbiased_on_ou():
+    rng = np.random.default_rng(1)
+    z, _, _ = ou_latents(16, 3000, rng)
+    x, C, sd = observe(z, 10, 0.2, rng)
+    kw = dict(config=ddm.TrainConfig(steps=100), latent_dim=2)
+    fits = {
+        c: ddm.data.fit_recording(x, DT, 16, correct_noise=c, key=jr.key(i), **kw)
+        for i, c in enumerate((True, False))
+    }
+    rec = fits[True]
+    assert rec.noise_corrected
+    assert not fits[False].noise_corrected
+    np.testing.assert_allclose(rec.noise_sd, 0.2 * sd, rtol=0.05)
+    P = rec.map.components @ C  # latents y = P z + const
+    B_true, D_true = P @ ROT @ np.linalg.inv(P), P @ (0.5 * np.eye(2)) @ P.T
+    errs = {}
+    for c, r in fits.items():
+        y = jnp.asarray(np.concatenate(r.latents)[::20], jnp.float32)
+        lin = np.asarray(ddm.data.fitted_linear_drift(r.fit.target, y))
+        errs[c] = (
+            np.linalg.norm(-lin[:, :2] - B_true) / np.linalg.norm(B_true),
+            np.linalg.norm(np.asarray(r.fit.D) - D_true) / np.linalg.norm(D_true),
+        )
+    assert max(errs[True]) < 0.1, errs
+    assert min(errs[False]) > 0.3, errs
+
+
+def test_state_space_divergence_known_answers():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((200_000, 1))
+    assert ddm.data.state_space_divergence(x, x) == 0.0
+    mu = 0.5  # KL(N(0, 1) || N(mu, 1)) = mu^2 / 2, to binning accuracy
+    y = rng.standard_normal((200_000, 1)) + mu
+    assert abs(ddm.data.state_space_divergence(x, y) - mu**2 / 2) < 0.01
+    # the same by hand: 30 bins over the true range, Laplace pseudo-count 1e-5
+    edges = np.linspace(x.min(), x.max(), 31)
+    p = np.histogram(x, edges)[0] + 1e-5
+    q = np.histogram(y[(y >= x.min()) & (y <= x.max())], edges)[0] + 1e-5
+    p, q = p / p.sum(), q / q.sum()
+    direct = np.sum(p * np.log(p / q))
+    assert abs(ddm.data.state_space_divergence(x, y) - direct) < 1e-9
+    # above 5 dimensions: the Gaussian-mixture version, 0 for identical states
+    x6 = rng.standard_normal((2000, 6))
+    assert abs(ddm.data.state_space_divergence(x6, x6)) < 1e-12
+    assert ddm.data.state_space_divergence(x6, x6 + 1.0) > 1.0
+
+
+def test_spectral_distance_known_answers():
+    t = np.arange(1000)
+    a = np.sin(2 * np.pi * 10 * t / 1000)[:, None]
+    b = 3 * np.sin(2 * np.pi * 10 * t / 1000 + 0.7)[:, None] + 5  # z-scored: the same
+    c = np.sin(2 * np.pi * 100 * t / 1000)[:, None]  # disjoint spectrum: distance 1
+    assert ddm.data.spectral_distance(a, b) < 1e-6
+    assert abs(ddm.data.spectral_distance(a, c, smoothing=0.0) - 1.0) < 1e-6
+    assert 0 < ddm.data.spectral_distance(a, c) <= 1.0
+    with pytest.raises(ValueError, match="equal length"):
+        ddm.data.spectral_distance(a, c[:500])
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("rank", "rank 4"),
+        ("n_lt_k", "latent_dim <= N"),
+        ("nan_neuron", "all NaN"),
+        ("inf", "got inf"),
+        ("low_rank", "has rank 1"),
+    ],
+)
+def test_bad_recording_one_line_error_writes_nothing(tmp_path, case, match):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 200, 6))
+    latent_dim = None
+    if case == "rank":
+        x = x[None]
+    elif case == "n_lt_k":
+        latent_dim = 7
+    elif case == "nan_neuron":
+        x[..., 2] = np.nan
+    elif case == "inf":
+        x[0, 5, 1] = np.inf
+    elif case == "low_rank":
+        x = x[..., :1] * np.ones(6)
+        latent_dim = 2
+    np.savez(tmp_path / "rec.npz", activity=x, dt=DT)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=match) as err:
+        ddm.runs.train_data_run(tmp_path / "rec.npz", out, neurons=8, latent_dim=latent_dim)
+    assert "\n" not in str(err.value)
+    assert not out.exists()
+
+
+def test_end_to_end_recording_run(tmp_path):
+    rng = np.random.default_rng(4)
+    z, _, _ = ou_latents(12, 2000, rng)
+    x, _, _ = observe(z, 20, 0.05, rng)
+    x[3, 100:110, 5] = np.nan  # a missing stretch of one neuron
+    np.savez(tmp_path / "rec.npz", activity=x.astype(np.float32), dt=DT)
+    run = ddm.runs.train_data_run(tmp_path / "rec.npz", tmp_path / "run", neurons=32, steps=300)
+    assert run.training["recording"]["latent_dim"] == 2
+    with np.load(tmp_path / "run" / "latents.npz") as f:
+        assert f["latents"].shape == (12, 2000, 2)
+        assert f["components"].shape == (2, 20)
+        assert np.isnan(f["latents"][3, 105]).all()
+        assert np.isfinite(f["latents"][3, 99]).all()
+    report = ddm.runs.evaluate_run(tmp_path / "run", trajectories=32)
+    m = report.metrics
+    assert m["r2_mean"] > 0.95
+    assert m["r2_min"] > 0.9
+    assert np.isfinite(m["d_stsp"])
+    assert 0 <= m["d_h"] < 0.1
+    assert "D_stsp" in report.to_markdown()
+
+
+def test_nwb_trials_as_trajectories(tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((1000, 6))
+    nwb = pynwb.NWBFile("test", "id-1", datetime(2026, 1, 1, tzinfo=UTC))
+    module = nwb.create_processing_module("ophys", "processed activity")
+    module.add(pynwb.TimeSeries(name="rates", data=data, unit="Hz", rate=100.0))
+    for a, b in ((0.0, 3.0), (3.0, 6.0), (6.0, 10.0)):
+        nwb.add_trial(start_time=a, stop_time=b)
+    with pynwb.NWBHDF5IO(str(tmp_path / "rec.nwb"), "w") as io:
+        io.write(nwb)
+    activity, dt, _ = ddm.data.load_recording(tmp_path / "rec.nwb")
+    assert dt == pytest.approx(0.01)
+    assert [len(t) for t in activity] == [300, 300, 400]
+    np.testing.assert_allclose(np.concatenate(activity), data)
+    assert ddm.data.is_recording_file(tmp_path / "rec.nwb")
+    with pytest.raises(ValueError, match="named 'spikes'"):
+        ddm.data.load_nwb(tmp_path / "rec.nwb", series="spikes")
+
+
+def test_streaming_projection_matches_in_memory(tmp_path):
+    rng = np.random.default_rng(6)
+    z, _, _ = ou_latents(3, 2000, rng)
+    x, _, _ = observe(z, 12, 0.1, rng)
+    x[1, 500:520, 4] = np.nan
+    x[2, 10] = np.nan
+    np.save(tmp_path / "big.npy", x.astype(np.float32))
+    mm = np.load(tmp_path / "big.npy", mmap_mode="r")
+    lm, choice, noise_sd, R, latents = ddm.data.stream_projection(mm, DT, chunk=700)
+    lm2, choice2, noise_sd2, R2 = ddm.data.project_recording(
+        ddm.data.recording_segments(np.asarray(mm), DT)
+    )
+    assert choice.latent_dim == choice2.latent_dim == 2
+    np.testing.assert_allclose(lm.mean, lm2.mean, atol=1e-12)
+    np.testing.assert_allclose(np.abs(lm.components @ lm2.components.T), np.eye(2), atol=1e-9)
+    np.testing.assert_allclose(noise_sd, noise_sd2, atol=1e-10)
+    np.testing.assert_allclose(R, R2, atol=1e-10)
+    assert np.isnan(latents[1, 510]).all()
+    assert latents.shape == (3, 2000, 2)
