@@ -59,8 +59,8 @@ def attractor_points(
     for tried in (spread, spread / 4, spread / 16, 0.0):  # small basins: start nearer z0
         z0s = jnp.clip(target.z0 + tried * target.scale * xi, target.box_low, target.box_high)
         run = simulate_target(
-            target, z0s, key=jr.clone(k_sim), t1=burn_in + per_traj * save_dt, dt=dt, save_dt=save_dt,
-            check=False,
+            target, z0s, key=jr.clone(k_sim), t1=burn_in + per_traj * save_dt, dt=dt,
+            save_dt=save_dt, check=False,
         )  # fmt: skip
         far = np.abs(np.asarray(run.zs) - np.asarray(target.centre)) > 10 * np.asarray(target.scale)
         kept = ~np.any(far | ~np.isfinite(np.asarray(run.zs)), axis=(1, 2))

@@ -36,6 +36,7 @@ import builtins
 import difflib
 import functools
 import types
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -63,7 +64,9 @@ class DystsError(ValueError):
 
 def _flows():
     try:
-        import dysts.flows as flows
+        with warnings.catch_warnings():  # the translation never calls numba's JIT
+            warnings.filterwarnings("ignore", message="Numba not installed")
+            import dysts.flows as flows
     except ImportError as err:
         raise ImportError(
             "The dysts zoo needs the optional dependency dysts: pip install 'ddm-jax[zoo]'."
