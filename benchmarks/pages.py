@@ -102,6 +102,14 @@ COLUMNS = {
         ("steps", "steps", ""), ("neuron_steps_per_s", "neuron-steps/s", "g"),
         ("ratio_to_fused", "time / fused anchor", "g"), ("ratio_to_scan", "time / naive scan", "g"),
     ],
+    "zoo": [
+        ("system", "flow", ""), ("n", "n", ""), ("dim", "k", ""), ("status", "status", ""),
+        ("drift_error_attractor", "drift err. attractor", "%"),
+        ("drift_error_box", "drift err. box", "%"), ("sw_ratio", "SW / null", "g"),
+        ("lyapunov_target", "exponent target", "g"), ("lyapunov_network", "exponent net", "g"),
+        ("lyapunov_dysts", "exponent dysts", "g"), ("train_s", "train (s)", "s"),
+        ("reason", "reason", ""),
+    ],
 }  # fmt: skip
 COLUMNS["census-dadras"] = COLUMNS["census"]
 COLUMNS["recordings-lorenz"] = COLUMNS["recordings"]

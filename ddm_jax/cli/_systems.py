@@ -1,6 +1,9 @@
-"""``ddm-jax systems``: the registered targets, one line each."""
+"""``ddm-jax systems``: the registered targets, one line each (``--zoo``: dysts's flows)."""
+
+from typing import Annotated
 
 import numpy as np
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -24,8 +27,30 @@ def _value_text(value) -> str:
     return str(value)
 
 
-def systems():
+def _zoo():
+    table = Table(title="dysts flows (ddm-jax train dysts:NAME; time in periods of the flow)")
+    for column in ("flow", "k", "period (dysts time)", "exponent per period (dysts estimate)"):
+        table.add_column(column)
+    for name in ddm.targets.dysts_systems():
+        meta = ddm.targets.dysts_metadata(name)
+        lam = meta["maximum_lyapunov_estimated"] * meta["period"]
+        table.add_row(name, str(meta["dimension"]), f"{meta['period']:.4g}", f"{lam:.3g}")
+    console = Console() if Console().is_terminal else Console(width=140)
+    console.print(table)
+    console.print(
+        "delay equations and flows with unbounded coordinates (phases) cannot be embedded; "
+        "ddm-jax train says why"
+    )
+
+
+def systems(
+    zoo: Annotated[
+        bool, typer.Option("--zoo", help="List dysts's flows instead (needs ddm-jax[zoo]).")
+    ] = False,
+):
     """List the registered target systems: dimension, default parameters, noise, paper size."""
+    if zoo:
+        return _zoo()
     table = Table(title="registered systems (ddm-jax train SYSTEM)")
     for column in ("system", "k", "default parameters", "noise G", "paper n"):
         table.add_column(column)
@@ -45,3 +70,4 @@ def systems():
     console = Console() if Console().is_terminal else Console(width=140)
     console.print(table)
     console.print("or a target of your own: ddm-jax train path/to/file.py:name")
+    console.print("or a flow of dysts: ddm-jax train dysts:Halvorsen (ddm-jax systems --zoo)")

@@ -136,7 +136,9 @@ def _opt(text: str, name: str | None = None):
 def train(
     system: Annotated[
         str,
-        typer.Argument(help="A registered system, path/to/file.py:name, or trajectories.npz"),
+        typer.Argument(
+            help="A registered system, dysts:Name, path/to/file.py:name, or trajectories.npz"
+        ),
     ],
     neurons: Annotated[Int, _opt("Network size \\[default: the paper's, or 64]")] = None,
     steps: Annotated[Int, _opt("Optimiser steps", "steps")] = None,

@@ -1,7 +1,8 @@
-"""Which target a run embeds: a registered system or ``path/to/file.py:name``, and its spec.
+"""Which target a run embeds: a registered system, ``dysts:Name`` or ``path/to/file.py:name``.
 
-``config.json`` identifies a registered target by name and parameters, a file target by its
-attribute, parameters and the content hash of the copy kept as ``target.py``.
+``config.json`` identifies a registered target by name and parameters, a dysts flow by its
+name and `from_dysts` options, a file target by its attribute, parameters and the content
+hash of the copy kept as ``target.py``.
 """
 
 import hashlib
@@ -11,8 +12,21 @@ import sys
 from pathlib import Path
 
 from ..io import CorruptFileError
-from ..targets import SYSTEMS, Target, make_target, system_defaults
+from ..targets import SYSTEMS, DystsError, Target, from_dysts, make_target, system_defaults
 from ._folder import RunError, check_finite
+
+
+def is_dysts(system: str) -> bool:
+    return system.startswith("dysts:")
+
+
+def dysts_target(system: str, params: dict) -> Target:
+    try:
+        return from_dysts(system.removeprefix("dysts:"), **params)
+    except DystsError as err:
+        raise RunError(str(err)) from err
+    except TypeError as err:
+        raise RunError(f"{system}: cannot pass parameters {sorted(params)} ({err}).") from err
 
 
 def is_target_file(system: str) -> bool:
@@ -86,10 +100,12 @@ def load_target(system: str, params: dict | None = None) -> Target:
         if not path.is_file():
             raise RunError(f"Target file {file} not found (from {system!r}).")
         return import_target(path.resolve(), attr, params, system, path.resolve().parent)
+    if is_dysts(system):
+        return dysts_target(system, params)
     if system not in SYSTEMS:
         raise RunError(
             f"Unknown system {system!r}; known systems: {', '.join(SYSTEMS)} "
-            "(or a target file, path/to/file.py:name)."
+            "(or a dysts flow, dysts:Name, or a target file, path/to/file.py:name)."
         )
     return make_target(system, **params)
 
@@ -102,6 +118,8 @@ def target_spec(system: str, params: dict | None) -> dict:
             "kind": "file", "attr": system.rpartition(":")[2], "params": dict(params or {}),
             "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
         }  # fmt: skip
+    if is_dysts(system):
+        return {"kind": "dysts", "name": system, "params": dict(params or {})}
     return {"kind": "registry", "name": system,
             "params": {**system_defaults(system), **(params or {})}}  # fmt: skip
 
@@ -110,6 +128,8 @@ def target_from_config(path: Path, config: dict) -> Target:
     spec = config["settings"]["target"]
     if spec["kind"] == "registry":
         return make_target(spec["name"], **spec["params"])
+    if spec["kind"] == "dysts":
+        return dysts_target(spec["name"], spec["params"])
     copy = path / "target.py"
     if not copy.is_file():
         raise RunError(f"{path}: the run's target file copy target.py is missing.")

@@ -38,12 +38,14 @@ def attractor_points(
     """``num`` points of the target's stationary regime, from simulated noisy trajectories.
 
     Trajectories start at ``z0 + spread * S xi`` (``xi ~ N(0, I)``, S the box's half-widths,
-    clipped to the box), run ``burn_in`` time units, then are sampled every
-    ``max(10 dt, 20 / per_trajectory)`` so that each covers at least 20 time units, however
-    few points are asked for. Starting near ``z0`` rather than anywhere in the box matters
-    for chaotic flows whose box holds regions that escape to infinity: a trajectory that
-    becomes non-finite or goes ten half-widths from the box centre is dropped (with a
-    ``RuntimeWarning`` saying how many) and the points come from the others.
+    clipped to the box; when fewer than half stay, again at a quarter of that spread, a
+    sixteenth, then all at ``z0``, for attractors with small basins), run ``burn_in`` time
+    units, then are sampled every ``max(10 dt, 20 / per_trajectory)`` so that each covers at
+    least 20 time units, however few points are asked for. Starting near ``z0`` rather than
+    anywhere in the box matters for chaotic flows whose box holds regions that escape to
+    infinity: a trajectory that becomes non-finite or goes ten half-widths from the box
+    centre is dropped (with a ``RuntimeWarning`` saying how many) and the points come from
+    the others.
 
     Raises:
         SimulationDiverged: when fewer than half of the trajectories remain.
@@ -54,19 +56,23 @@ def attractor_points(
     per_traj = -(-num // trajectories)
     save_dt = dt * max(10, round(20 / (per_traj * dt)))
     xi = jr.normal(k_init, (trajectories, target.dim))
-    z0s = jnp.clip(target.z0 + spread * target.scale * xi, target.box_low, target.box_high)
-    run = simulate_target(
-        target, z0s, key=k_sim, t1=burn_in + per_traj * save_dt, dt=dt, save_dt=save_dt,
-        check=False,
-    )  # fmt: skip
-    far = np.abs(np.asarray(run.zs) - np.asarray(target.centre)) > 10 * np.asarray(target.scale)
-    kept = ~np.any(far | ~np.isfinite(np.asarray(run.zs)), axis=(1, 2))
+    for tried in (spread, spread / 4, spread / 16, 0.0):  # small basins: start nearer z0
+        z0s = jnp.clip(target.z0 + tried * target.scale * xi, target.box_low, target.box_high)
+        run = simulate_target(
+            target, z0s, key=jr.clone(k_sim), t1=burn_in + per_traj * save_dt, dt=dt,
+            save_dt=save_dt, check=False,
+        )  # fmt: skip
+        far = np.abs(np.asarray(run.zs) - np.asarray(target.centre)) > 10 * np.asarray(target.scale)
+        kept = ~np.any(far | ~np.isfinite(np.asarray(run.zs)), axis=(1, 2))
+        if kept.sum() >= trajectories / 2 or spread == 0:
+            break
     if kept.sum() < trajectories / 2:
         raise SimulationDiverged(
             f"Expected the attractor of {target.name!r} to hold most trajectories started at "
             f"z0 {np.asarray(target.z0).tolist()} +- {spread} box half-widths; "
             f"{trajectories - kept.sum()} of {trajectories} diverged (non-finite, or ten "
-            "half-widths from the box centre). Give the target a z0 on its attractor, or reduce dt."
+            "half-widths from the box centre), and still at spreads down to 0. Give the "
+            "target a z0 on its attractor, or reduce dt."
         )
     if not kept.all():
         warnings.warn(

@@ -1,0 +1,246 @@
+"""The zoo: every continuous flow of dysts embedded at several sizes, and a leaderboard.
+
+For each flow (`ddm.targets.dysts_systems`, or ``--systems``) and each size (``--neurons``):
+`ddm.targets.from_dysts` (time in periods of the flow, noise 2% of each coordinate's spread
+per square root of a period, box = a deterministic run's range enlarged 15%), `ddm.fit`
+with `ddm.TrainConfig` defaults (``--steps`` and ``--remedy`` change the steps and the
+remedy rounds), then `ddm.fidelity_report` (drift error on held-out attractor and box points,
+sliced Wasserstein to the target against its null, mean and covariance errors, the network's
+and the target's own largest exponent) and, unless ``--no-census``, `ddm.attractor_census`.
+dysts's own exponent estimate (per period) sits beside the measured ones. One JSON per flow
+and size in ``--cache`` (results/zoo/ by default): a rerun skips what is there (``--redo``
+reruns), so the run resumes. A failure (translation, escape from the box, divergence,
+stiffness) is recorded with its reason and the run goes on. ``--keep`` keeps each network
+under ``--out``/NAME-N (model.eqx and weights.npz, whose latent coordinates are the flow's
+own). The leaderboard, results/zoo.{md,json,png}, is rebuilt from every JSON in the cache.
+
+    python benchmarks/zoo.py --systems Halvorsen SprottB --neurons 256 --keep --out zoo-runs
+    python benchmarks/zoo.py --neurons 64 256 1024            # the whole zoo (hours on a CPU)
+    python benchmarks/zoo.py --table                           # only rebuild the leaderboard
+"""
+
+import argparse
+import json
+import math
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+import jax.random as jr
+import numpy as np
+from _results import RESULTS, plt, stamp, write_results
+
+import ddm_jax as ddm
+
+THRESHOLD = 0.01  # "reaches": drift error on the attractor below 1%
+METRICS = ("drift_error_attractor", "drift_error_box", "sw", "sw_null", "sw_ratio",
+           "mean_error", "mean_error_null", "cov_error", "cov_error_null", "lyapunov_target",
+           "lyapunov_network", "residual")  # fmt: skip
+
+
+def _failure(stage: str, err: BaseException) -> dict:
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return {"status": "failed", "stage": stage, "error": type(err).__name__, "reason": reason}
+
+
+def run_one(name: str, n: int, config: ddm.TrainConfig, census: bool, keep: Path | None,
+            null_pairs: int = 3) -> dict:  # fmt: skip
+    row = {"system": name, "n": n, "steps": config.steps, "remedy_rounds": config.remedy_rounds,
+           "null_pairs": null_pairs}  # fmt: skip
+    meta = ddm.targets.dysts_metadata(name)
+    row.update(dim=meta["dimension"], period=meta["period"],
+               lyapunov_dysts=meta["maximum_lyapunov_estimated"] * meta["period"])  # fmt: skip
+    start = time.perf_counter()
+    try:
+        target = ddm.targets.from_dysts(name)
+    except ddm.targets.DystsError as err:
+        return row | _failure("translation", err)
+    row["target_s"] = time.perf_counter() - start
+    row["attractor"] = target.attractor
+    row["box_ratio"] = float(np.max(target.scale) / np.min(target.scale))  # dynamic range
+    stage = "training"
+    try:
+        start = time.perf_counter()
+        result = ddm.fit(target, n, key=jr.key(0), config=config)
+        row["train_s"] = time.perf_counter() - start
+        if not np.isfinite(np.asarray(result.losses)[-1]):
+            raise FloatingPointError("the drift-matching loss became non-finite")
+        stage = "fidelity"
+        start = time.perf_counter()
+        report = ddm.fidelity_report(result.model, target, key=jr.key(1), null_pairs=null_pairs)
+        row["fidelity_s"] = time.perf_counter() - start
+        row.update({k: float(report.metrics[k]) for k in METRICS if k in report.metrics})
+        if not np.isfinite(row["drift_error_attractor"]):
+            raise FloatingPointError("the attractor drift error is not finite")
+        if census:
+            stage = "census"
+            start = time.perf_counter()
+            cen = ddm.attractor_census(result.model, target, key=jr.key(2))
+            row["census_s"] = time.perf_counter() - start
+            row.update({k: float(v) for k, v in cen.metrics.items() if np.ndim(v) == 0})
+        if keep is not None:
+            folder = keep / f"{name}-{n}"
+            folder.mkdir(parents=True, exist_ok=True)
+            ddm.save_model(folder / "model.eqx", result.model)
+            ddm.export_weights(folder / "weights.npz", result.model, f"dysts:{name}")
+    except ddm.SimulationDiverged as err:
+        return row | _failure("escape" if stage == "training" else stage, err)
+    except Exception as err:  # a failure is a result: record it, go on
+        traceback.print_exc()
+        return row | _failure(stage, err)
+    return row | {"status": "ok"}
+
+
+def _fmt(x, spec=".3f", pct=False):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{100 * x:.2f}%" if pct else format(x, spec)
+
+
+def exponents(r: dict) -> tuple[float | None, float | None]:
+    """(target, network) largest exponents per period, census first.
+
+    The census's means over its chaotic starts where it ran (one start can land on another
+    attractor of a multistable flow, as Aizawa's do), else the fidelity report's, from one
+    held-out point.
+    """
+    t, n = r.get("census_lyapunov_target"), r.get("census_lyapunov_network")
+    if t is not None and math.isfinite(t):
+        return t, n if n is not None and math.isfinite(n) else None
+    return r.get("lyapunov_target"), r.get("lyapunov_network")
+
+
+def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
+    """One entry per system: the smallest n reaching 1% attractor drift error (else the best)."""
+    board = []
+    for name in sorted({r["system"] for r in rows}):
+        mine = sorted((r for r in rows if r["system"] == name), key=lambda r: r["n"])
+        ok = [r for r in mine if r["status"] == "ok"]
+        reach = [r for r in ok if r["drift_error_attractor"] < THRESHOLD]
+        best = (
+            reach[0] if reach else min(ok, key=lambda r: r["drift_error_attractor"], default=None)
+        )
+        entry = {"system": name, "dim": mine[0]["dim"], "sizes": [r["n"] for r in mine],
+                 "reached": bool(reach), "row": best or mine[-1]}  # fmt: skip
+        board.append(entry)
+    lines = [
+        "| system | dim | exponent / period (target, dysts) | smallest n < 1% | drift error "
+        "attractor / box | exponent network | SW / spread (null) | train s | status |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in sorted(board, key=lambda e: (not e["reached"], e["row"].get("drift_error_attractor",
+                                                                          math.inf))):  # fmt: skip
+        r = e["row"]
+        lam_t, lam_n = exponents(r)
+        rel = lam_n / lam_t - 1 if lam_n is not None and lam_t and math.isfinite(lam_t) else None
+        status = (
+            "ok" if e["reached"]
+            else f"{r['stage']}: {r['reason'][:90]}" if r["status"] == "failed"
+            else f"best of n = {', '.join(map(str, e['sizes']))}"
+        )  # fmt: skip
+        lines.append(
+            f"| {e['system']} | {e['dim']} "
+            f"| {_fmt(lam_t)}, {_fmt(r.get('lyapunov_dysts'))} "
+            f"| {r['n'] if e['reached'] else '-'} "
+            f"| {_fmt(r.get('drift_error_attractor'), pct=True)} / "
+            f"{_fmt(r.get('drift_error_box'), pct=True)} "
+            f"| {_fmt(lam_n)}"
+            + (f" ({100 * rel:+.0f}%)" if rel is not None else "")
+            + f" | {_fmt(r.get('sw'), pct=True)} ({_fmt(r.get('sw_null'), pct=True)}) "
+            f"| {_fmt(r.get('train_s'), '.0f')} | {status} |"
+        )
+    return board, "\n".join(lines) + "\n"
+
+
+def summary(rows: list[dict], board: list[dict]) -> str:
+    attempted = len(board)
+    reached = [e for e in board if e["reached"]]
+    close = [e for e in reached if None not in exponents(e["row"]) and exponents(e["row"])[0]
+             and abs(exponents(e["row"])[1] / exponents(e["row"])[0] - 1) <= 0.1]  # fmt: skip
+    reasons = {}
+    for e in board:
+        if e["row"]["status"] == "failed":
+            reasons[e["row"]["stage"]] = reasons.get(e["row"]["stage"], 0) + 1
+    sizes = sorted({r["n"] for r in rows})
+    train = [r["train_s"] for r in rows if "train_s" in r]
+    return (
+        f"{attempted} systems attempted at n = {', '.join(map(str, sizes))}; "
+        f"{len(reached)} reach 1% drift error on the attractor, {len(close)} of them with the "
+        f"network's exponent within 10% of the target's own; failures by stage: "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'none'}. "
+        f"Training time {sum(train):.0f} s in all ({np.median(train) if train else 0:.0f} s "
+        "median).\n\n"
+    )
+
+
+def plot(rows: list[dict], path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ok = [r for r in rows if r["status"] == "ok"]
+    lams = [r.get("lyapunov_target") or 0.0 for r in ok]
+    norm = plt.Normalize(0, max([*lams, 1e-3]))
+    cmap = plt.get_cmap("viridis")
+    for name in sorted({r["system"] for r in ok}):
+        mine = sorted((r for r in ok if r["system"] == name), key=lambda r: r["n"])
+        lam = np.mean([r.get("lyapunov_target") or 0.0 for r in mine])
+        ax.plot([r["n"] for r in mine], [100 * r["drift_error_attractor"] for r in mine],
+                "o-", color=cmap(norm(lam)), ms=3, lw=0.8, alpha=0.8)  # fmt: skip
+    ax.axhline(100 * THRESHOLD, color="k", ls="--", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="neurons n", ylabel="drift error on attractor (%)",
+           title="dysts zoo: drift error against network size")  # fmt: skip
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax,
+                 label="target's exponent per period")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_leaderboard(cache: Path) -> None:
+    rows = [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
+    if not rows:
+        return
+    board, table = leaderboard(rows)
+    data = {
+        **stamp(),
+        "rows": rows,
+        "leaderboard": [
+            {k: v for k, v in e.items() if k != "row"} | {"n": e["row"]["n"]} for e in board
+        ],
+    }
+    write_results("zoo", data, summary(rows, board) + table, lambda p: plot(rows, p))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", nargs="+", default=None, help="dysts names (all flows)")
+    parser.add_argument("--neurons", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--steps", type=int, default=ddm.TrainConfig().steps)
+    parser.add_argument("--remedy", type=int, default=0, help="remedy rounds (0: off)")
+    parser.add_argument("--no-census", action="store_true")
+    parser.add_argument("--null-pairs", type=int, default=3, help="of the fidelity report")
+    parser.add_argument("--cache", type=Path, default=RESULTS / "zoo", help="one JSON a run")
+    parser.add_argument("--keep", action="store_true", help="keep each network under --out")
+    parser.add_argument("--out", type=Path, default=Path("zoo-runs"))
+    parser.add_argument("--redo", action="store_true", help="rerun what the cache holds")
+    parser.add_argument("--table", action="store_true", help="only rebuild the leaderboard")
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    config = replace(ddm.TrainConfig(), steps=args.steps, remedy_rounds=args.remedy)
+    systems = args.systems or ddm.targets.dysts_systems()
+    for name in [] if args.table else systems:
+        for n in args.neurons:
+            file = args.cache / f"{name}-{n}.json"
+            if file.exists() and not args.redo:
+                continue
+            start = time.perf_counter()
+            keep = args.out if args.keep else None
+            row = run_one(name, n, config, not args.no_census, keep, args.null_pairs)
+            row["total_s"] = time.perf_counter() - start
+            ddm.io.atomic_write_json(file, row)
+            shown = row.get("reason") or f"{100 * row['drift_error_attractor']:.3f}%"
+            print(f"{name}-{n}: {row['status']} {shown} ({row['total_s']:.0f} s)", flush=True)
+    write_leaderboard(args.cache)
+
+
+if __name__ == "__main__":
+    main()
