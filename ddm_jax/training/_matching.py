@@ -37,6 +37,11 @@ class FitResult(eqx.Module):
     remedy: list | None = None  # one census summary per remedy round (`refine_attractors`)
 
 
+# ``fold_in(key, c) == split(key, n)[c]`` for every n > c (partitionable threefry): the
+# remedy's stream is folded in with a constant no split of ``key`` reaches ("reme").
+REMEDY_STREAM = 0x72656D65
+
+
 class FitPlan(typing.NamedTuple):
     init_key: Key
     pool_key: Key
@@ -52,7 +57,9 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
 
     Four subkeys: network init, the attractor pool, drift-matching batches, noise matching
     (split again into the least-squares points and the batches); the spurious-attractor
-    remedy folds 1 into ``key`` (so that the other four are those of runs without it).
+    remedy folds `REMEDY_STREAM` into ``key``, so that the other four are those of runs
+    without it. Not a small number: with JAX's partitionable threefry ``fold_in(key, i)``
+    equals ``split(key, n)[i]``, and ``fold_in(key, 1)`` was the attractor pool's key.
     Noise matching starts from the closed form (`solve_noise_readout`), samples the box only
     and refines at 1/100 of the drift learning rate: at the full rate Adam's first steps
     undo the closed form (measured on a Stuart-Landau oscillator, n = 128: diffusion error
@@ -61,7 +68,7 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
     init_key, pool_key, drift_key, noise_key = jr.split(key, 4)
     noise_fit_key, noise_key = jr.split(noise_key)
     noise_config = replace(config, sampler="box", lr=config.lr / 100)
-    remedy_key = jr.fold_in(key, 1)
+    remedy_key = jr.fold_in(key, REMEDY_STREAM)
     return FitPlan(
         init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config, remedy_key
     )
