@@ -38,8 +38,6 @@ from ._folder import check_count, check_simulation
 from ._loading import load_run
 from ._lock import holds_run_folder
 
-Z95_HALF = 1.959964  # half-width of a 95% interval in standard errors
-
 
 def _same(key):
     """A copy of ``key``: the target then draws the network's Brownian increments, on purpose."""
@@ -186,7 +184,7 @@ def analyze_run(
     if figures:
         label = f"{target.name}, {model.n} neurons"
         grid, sym, anti, en = _energy_plane(model, target)
-        half = lambda e: Z95_HALF * e["stderr"]
+        half = lambda e: e["high"] - e["value"]  # the estimate's own 95% half-width
         figs = {
             "energy_fields": plot_energy_fields(grid, sym, anti, en, system=target.name,
                                                 k=target.dim, title=label),  # fmt: skip
