@@ -282,3 +282,11 @@ def test_fit_plan_keys_are_distinct(seed):
     for n in (2, 4, 5, 8, 64):
         for i, k in enumerate(jr.split(jr.clone(key), n)):
             assert data["remedy_key"] != bits(k), f"remedy key == split(key, {n})[{i}]"
+
+
+def test_fit_result_documents_what_it_holds():
+    """It held no held-out errors: its docstring said it did."""
+    doc = ddm.training.FitResult.__doc__
+    assert "held-out" not in doc
+    for word in ("model", "loss", "pool", "remedy"):
+        assert word in doc

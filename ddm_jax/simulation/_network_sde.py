@@ -44,7 +44,7 @@ def _net_prod(p: _NetworkParams, vf, control):
     (x, rec, ghat), (dt, dw, *u) = vf, control
     m = p.model
     c = dt * rec + ghat @ dw["latent"]
-    if u:  # B_in u = Gamma S^-1 tau u, so the read-out moves by u dt
+    if u:  # B_in u = tau Gamma S^-1 u, so the read-out moves by u dt
         c = c + (dt * m.tau / m.scale) * u[0]
     out = dt * (m.b - x)
     if p.columns is None:

@@ -28,7 +28,7 @@ from ._remedy import refine_attractors
 
 
 class FitResult(eqx.Module):
-    """Output of `fit`: the trained model, loss curves and the held-out errors."""
+    """Output of `fit`: the trained model, its loss curves, attractor pool and remedy summaries."""
 
     model: LowRankRNN
     losses: np.ndarray
