@@ -269,8 +269,8 @@ def markdown(rows: list[dict], summ: dict) -> str:
         f"Each problem is {summ['work']:.0e} neuron-steps (n x B x steps), 100 to "
         f"{summ['max_steps']:,} steps.",
         "",
-        "The update column is the form of the network update the default path measured and "
-        "chose on this machine for that shape (`fused_update`).",
+        "The update column is the form of the network update the default path ran for that "
+        "shape (`fused_update`; measured per machine when DDM_JAX_UPDATE=measure).",
         "",
         "| n | B | steps | path | update | min (s) | median (s) | compile (s) "
         "| M neuron-steps/s | time / fused | time / scan |",

@@ -206,3 +206,49 @@ def test_score_matching_ridge_is_chosen_by_held_out_objective(ou_network):
     assert err <= 1.1 * min(errors.values())
     assert err < 0.04
     assert max(errors.values()) > 1.5 * err  # the choice matters
+
+
+def test_quantile95_is_students_t():
+    q = ddm.analysis.quantile95
+    assert q(2) == pytest.approx(12.706, abs=1e-3)
+    assert q(8) == pytest.approx(2.365, abs=1e-3)
+    assert q(np.int64(1000)) == pytest.approx(1.962, abs=1e-3)
+    assert q() == pytest.approx(1.95996, abs=1e-5)
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        q(1)
+    est = ddm.analysis.mean_with_interval(jnp.array([[1.0, 1.0], [3.0, 3.0]]))
+    assert est.high - est.value == pytest.approx(12.706 * est.stderr, rel=1e-4)
+
+
+COVERAGE_REPLICATES = 1000  # binomial s.d. of a 95% coverage: 0.69%; 93-97% is +-2.9 s.d.
+
+
+def test_intervals_cover_the_exact_ou_epr():
+    """Over 1,000 independent replicates (8 trajectories of 20 time units each, exact OU
+    transitions, saved every 0.01) the 95% interval of each estimator covers the exact EPR
+    in 93-97% of them: measured 94.2% (samples) and 94.5% (trajectories); with the normal
+    1.96 instead of Student's t for 8 groups, 89.3% and 90.5%."""
+    B = jnp.array([[1.0, -2.0], [2.0, 1.5]])
+    D = jnp.array([[0.5, 0.1], [0.1, 0.3]])
+    ou = ddm.analysis.ou_entropy_production(B, D)
+    exact = float(ou.epr)
+    groups, steps, dt = 8, 2000, 0.01
+    F = jnp.asarray(scipy.linalg.expm(-np.asarray(B) * dt), jnp.float32)
+    L = jnp.linalg.cholesky(ou.cov - F @ ou.cov @ F.T)
+    L0 = jnp.linalg.cholesky(ou.cov)
+
+    def replicate(key):
+        k0, k1 = jr.split(key)
+        z0 = jr.normal(k0, (groups, 2)) @ L0.T
+        noise = jr.normal(k1, (steps - 1, groups, 2)) @ L.T
+        zs = jax.lax.scan(lambda z, e: (z @ F.T + e,) * 2, z0, noise)[1]
+        zs = jnp.concatenate([z0[None], zs]).transpose(1, 0, 2)
+        f = lambda z: -B @ z
+        return jnp.stack([
+            ddm.analysis.epr_from_samples(f, D, zs).covers(exact),
+            ddm.analysis.epr_from_trajectories(f, D, zs, dt).covers(exact),
+        ])  # fmt: skip
+
+    keys = jr.split(jr.key(0), COVERAGE_REPLICATES)
+    coverage = np.asarray(jax.jit(jax.vmap(replicate))(keys)).mean(axis=0)
+    assert np.all((coverage >= 0.93) & (coverage <= 0.97)), coverage

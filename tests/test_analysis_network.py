@@ -189,3 +189,15 @@ def test_analysis_refuses_bad_input(vdp, no_typecheck):
         ddm.data.principal_components(jnp.zeros((1, 32)))
     with pytest.raises(ValueError, match="paired samples"):
         ddm.data.estimate_affine_map(jnp.zeros((2, 2)), jnp.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("rows", [10, 19, 20, 21, 37])
+def test_principal_components_uses_at_most_max_samples(rows):
+    """A floor-division stride used up to 2 max_samples - 1 states (19 of 19 for 10)."""
+    xs = jr.normal(jr.key(rows), (rows, 64))
+    pca = ddm.data.principal_components(xs, max_samples=10)
+    used = -(-rows // -(-rows // 10))
+    assert pca.components.shape[0] == used <= 10  # thin SVD: one component per state used
+    np.testing.assert_allclose(pca.mean, xs[:: -(-rows // 10)].mean(axis=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="max_samples >= 2"):
+        ddm.data.principal_components(xs, max_samples=1)

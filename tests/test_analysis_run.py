@@ -56,6 +56,7 @@ def test_failed_start_leaves_the_folder_then_the_corrected_command_succeeds(vdp_
     for name in ("energy_fields", "epr", "explained_variance", "recovered"):
         assert (vdp_run / "figures" / f"{name}.png").stat().st_size > 1000
     assert written["subspace"]["gap"] < 1e-6
+    assert written["settings"]["starts"] == "pool.npy"  # on the attractor, not the box
     assert written["hopfield"]["symmetric_max_rise"] <= 1e-4 * abs(
         written["hopfield"]["energy_start"]
     )
@@ -64,6 +65,30 @@ def test_failed_start_leaves_the_folder_then_the_corrected_command_succeeds(vdp_
             epr = written["entropy_production"][who][how]
             assert epr["stderr"] > 0
             assert epr["low"] < epr["value"] < epr["high"]
+
+
+def test_analyze_starts_on_the_attractor(vdp_run, tmp_path):
+    """The EPR ensemble starts from the run's attractor pool (else fresh attractor points),
+    with enough trajectories and burn-in by default: box starts biased Lorenz's EPR low."""
+    import inspect
+
+    import jax.random as jr
+    import numpy as np
+
+    from ddm_jax.runs._analyze import _starts
+
+    defaults = inspect.signature(ddm.runs.analyze_run).parameters
+    assert defaults["trajectories"].default == 128
+    assert defaults["burn_in"].default == 10.0
+    target = ddm.make_target("vdp")
+    pool = np.load(vdp_run / "pool.npy")
+    z0s, source = _starts(vdp_run, target, 16, jr.key(0))
+    assert source == "pool.npy"
+    assert z0s.shape == (16, 2)
+    assert all(np.any(np.all(pool == z, axis=1)) for z in np.asarray(z0s))
+    z0s, source = _starts(tmp_path, target, 4, jr.key(0))  # no pool: attractor points
+    assert source == "attractor_points"
+    assert np.all(np.abs(np.asarray(z0s)) < 4)  # near the limit cycle (radius about 2)
 
 
 def test_entropy_production_of_ou_against_the_exact_value(tmp_path):

@@ -106,7 +106,7 @@ def test_vmap_over_keys_initial_states_and_target_args(model, target, key):
     # sum the batched products in another order (measured 2e-7 apart)
     np.testing.assert_allclose(batched, np.stack(loop), rtol=0, atol=1e-5)
 
-    z0s = ddm.sample_box(k_z, target, 5 * 3).reshape(5, 3, 2)
+    z0s = ddm.simulation.sample_box(k_z, target, 5 * 3).reshape(5, 3, 2)
     batched = jax.vmap(lambda z: ddm.simulate_network(model, z, key=jr.clone(k_tgt), **SIM).zs)(z0s)
     loop = [ddm.simulate_network(model, z, key=jr.clone(k_tgt), **SIM).zs for z in z0s]
     np.testing.assert_allclose(batched, np.stack(loop), rtol=0, atol=1e-6)
@@ -175,8 +175,8 @@ def test_grad_through_the_simulation_matches_finite_differences(key):
 
 
 def test_grad_of_drift_loss_under_jit(model, models, target, key):
-    zs = ddm.sample_box(key, target, 64)
-    loss = lambda W: ddm.drift_loss(eqx.tree_at(lambda m: m.W_s, model, W), target, zs)
+    zs = ddm.simulation.sample_box(key, target, 64)
+    loss = lambda W: ddm.training.drift_loss(eqx.tree_at(lambda m: m.W_s, model, W), target, zs)
     grad = jax.jit(jax.grad(loss))(model.W_s)
     direction = jr.normal(jr.key(1), model.W_s.shape)
     h = 1e-2  # the loss is quadratic in W_s: central differences are exact up to rounding
@@ -193,14 +193,16 @@ def test_grad_of_drift_loss_under_jit(model, models, target, key):
 
 
 def test_epr_estimators_under_vmap_and_jit(model, key):
-    D = jax.jit(ddm.diffusion_matrix)(model)
-    np.testing.assert_allclose(D, ddm.diffusion_matrix(model), rtol=1e-6)
+    D = jax.jit(ddm.analysis.diffusion_matrix)(model)
+    np.testing.assert_allclose(D, ddm.analysis.diffusion_matrix(model), rtol=1e-6)
     f = model.target_drift
-    samples = ddm.sample_box(key, ddm.make_target("vdp"), 3 * 4 * 50).reshape(3, 4, 50, 2)
-    batched = jax.vmap(lambda s: ddm.epr_from_samples(f, D, s))(samples)
+    samples = ddm.simulation.sample_box(key, ddm.make_target("vdp"), 3 * 4 * 50).reshape(
+        3, 4, 50, 2
+    )
+    batched = jax.vmap(lambda s: ddm.analysis.epr_from_samples(f, D, s))(samples)
     assert batched.value.shape == batched.low.shape == (3,)
     for i in range(3):
-        one = ddm.epr_from_samples(f, D, samples[i])
+        one = ddm.analysis.epr_from_samples(f, D, samples[i])
         np.testing.assert_allclose(batched.value[i], one.value, rtol=1e-5)
         np.testing.assert_allclose(batched.stderr[i], one.stderr, rtol=1e-4)
         np.testing.assert_allclose(batched.groups[i], one.groups, rtol=1e-6)
@@ -208,14 +210,16 @@ def test_epr_estimators_under_vmap_and_jit(model, key):
     assert covered.dtype == jnp.bool_
     assert covered.shape == (3,)
     # the trajectory estimator, over a batch of ensembles of trajectories
-    batched = jax.jit(jax.vmap(lambda p: ddm.epr_from_trajectories(f, D, p, 0.01).value))(samples)
+    batched = jax.jit(jax.vmap(lambda p: ddm.analysis.epr_from_trajectories(f, D, p, 0.01).value))(
+        samples
+    )
     for i in range(3):
-        one = ddm.epr_from_trajectories(f, D, samples[i], 0.01).value
+        one = ddm.analysis.epr_from_trajectories(f, D, samples[i], 0.01).value
         np.testing.assert_allclose(batched[i], one, rtol=1e-5)
     # value checks become run-time errors when traced
     noisy = eqx.tree_at(lambda m: m.private_noise, model, jnp.asarray(0.3))
     with pytest.raises(Exception, match="without private neuron noise"):
-        jax.block_until_ready(jax.jit(ddm.diffusion_matrix)(noisy))
+        jax.block_until_ready(jax.jit(ddm.analysis.diffusion_matrix)(noisy))
 
 
 # ---------------------------------------------------------------- checks that become errors

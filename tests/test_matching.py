@@ -257,3 +257,37 @@ def test_sample_box(key):
     # uniform: the extremes come within 1% of the enlarged box's faces
     np.testing.assert_allclose(zs.min(0), low, atol=0.01 * float(target.scale.max()))
     np.testing.assert_allclose(zs.max(0), high, atol=0.01 * float(target.scale.max()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_fit_plan_keys_are_distinct(seed):
+    """Every key of `fit_plan`, and the ones `fit` splits them into, is a key of its own:
+    with partitionable threefry ``fold_in(key, i) == split(key, n)[i]``, so a remedy key
+    folded in with a small constant was the attractor pool's key."""
+    key = jr.key(seed)
+    plan = ddm.training.fit_plan(jr.clone(key), ddm.TrainConfig())
+    keys = {"key": key}
+    keys |= {name: k for name, k in plan._asdict().items() if name != "noise_config"}
+    # refine_attractors splits its key four ways; attractor_points and the loop's steps too
+    for name, k in (("remedy", plan.remedy_key), ("pool", plan.pool_key)):
+        keys |= {f"{name}[{i}]": sub for i, sub in enumerate(jr.split(jr.clone(k), 4))}
+    keys |= {f"drift step {i}": jr.fold_in(jr.clone(plan.drift_key), i) for i in range(4)}
+    bits = lambda k: tuple(np.asarray(jr.key_data(k)).ravel())
+    data = {name: bits(k) for name, k in keys.items()}
+    seen = {}
+    for name, value in data.items():
+        assert value not in seen, f"{name} is the key {seen[value]}"
+        seen[value] = name
+    # and none that a split of the seed key into any number of parts reaches
+    for n in (2, 4, 5, 8, 64):
+        for i, k in enumerate(jr.split(jr.clone(key), n)):
+            for own in ("remedy_key", "closed_form_key", "refit_key"):
+                assert data[own] != bits(k), f"{own} == split(key, {n})[{i}]"
+
+
+def test_fit_result_documents_what_it_holds():
+    """It held no held-out errors: its docstring said it did."""
+    doc = ddm.training.FitResult.__doc__
+    assert "held-out" not in doc
+    for word in ("model", "loss", "pool", "remedy"):
+        assert word in doc

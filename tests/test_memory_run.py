@@ -69,6 +69,12 @@ def test_cli_failed_start_then_corrected_command(runs):
     assert proc.returncode == 0, proc.stderr
     assert "preferred-direction fraction" in proc.stdout
     stored = json.loads((folder / "memory.json").read_text())
+    # a gradient flow: exact EPR 0, printed beside the estimate with the bias
+    for side in ("target", "network"):
+        cyc = stored["cycling"][side]
+        assert cyc["epr_exact"] == 0.0
+        assert cyc["epr_bias"] == cyc["epr"] - cyc["epr_exact"]
+    assert proc.stdout.count("exact value 0: the estimate is") == 2
     assert stored["system"] == "wells"
     assert stored["settings"] == {**SMALL, "seed": 0}
     assert set(stored["cycling"]) == {"target", "network"}

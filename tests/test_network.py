@@ -228,3 +228,17 @@ def test_private_noise_drift_bias(key):
     # (measured 3.9; the Monte Carlo error of 256 antithetic samples is ~1%)
     assert 3.0 < bias[2] / bias[1] < 5.0
     assert bias[4] > 0.05  # and at sigma = 1 it is not small
+
+
+def test_input_matrix_is_tau_gamma_s_inverse_and_documented_so():
+    """``B_in = tau Gamma S^-1`` (``Gamma S^-1`` only for tau = 1), in the code and the text."""
+    from pathlib import Path
+
+    model = ddm.init_network(ddm.make_target("lorenz"), 32, key=jr.key(0), tau=2.5)
+    np.testing.assert_allclose(
+        model.input_matrix, 2.5 * model.Gamma / model.scale, rtol=1e-6, atol=1e-7
+    )
+    root = Path(__file__).resolve().parents[1]
+    files = [*root.glob("ddm_jax/**/*.py"), *root.glob("docs/**/*.md"), root / "README.md"]
+    wrong = re.compile(r"B_in = Gamma S\^-1|B_\{\\text\{in\}\} = \\Gamma S\^\{-1\}")
+    assert [str(f.relative_to(root)) for f in files if wrong.search(f.read_text())] == []

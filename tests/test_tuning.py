@@ -1,4 +1,5 @@
-"""The form of the network update: measured once per machine and shape, remembered, forced."""
+"""The form of the network update: fixed by default; forced; or (opt-in) measured once per
+machine and shape, and remembered."""
 
 import json
 import os
@@ -68,6 +69,40 @@ def test_a_broken_cache_costs_a_measurement_only(measured, monkeypatch):
     (measured / "file").write_text("")  # the folder cannot be made: kept in memory only
     monkeypatch.setattr(_tuning, "_chosen", {})
     assert _network_sde.fused_update(_model(), 4) is False
+
+
+def test_the_default_form_is_fixed_and_writes_nothing(tmp_path, monkeypatch, key):
+    """No stopwatch by default: the fused form, never timed, nothing written to a fresh home,
+    and the same numbers whatever a previous measurement left in the cache."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in ("DDM_JAX_UPDATE", "DDM_JAX_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(_tuning, "_chosen", {})
+
+    def no_timing(model, batch):
+        raise AssertionError("the default path timed the update")
+
+    monkeypatch.setattr(_network_sde, "_fused_is_faster", no_timing)
+    model = _model(32)
+    assert _network_sde.fused_update(model, 64) is True
+    z0s = ddm.simulation.sample_box(key, ddm.make_target("lorenz"), 8)
+    sim = dict(t1=0.05, dt=1e-3, save_dt=0.01)
+    fresh = ddm.simulate_network(model, z0s, key=jr.key(1), **sim).zs
+    assert list(home.rglob("*")) == []
+    assert _tuning._chosen == {}
+    # a cache that a measurement filled (the product form for this shape): not read
+    what = "fused network update: n=32 k=3 m=3 B=8 float32 tanh readout=False"
+    what = f"{_tuning.machine()} | {what}"
+    (home / ".cache" / "ddm-jax").mkdir(parents=True)
+    (home / ".cache" / "ddm-jax" / "choices.json").write_text(json.dumps({what: False}))
+    monkeypatch.setenv("DDM_JAX_UPDATE", "measure")
+    assert _network_sde.fused_update(model, 8) is False  # the stored choice, as measure reads it
+    monkeypatch.delenv("DDM_JAX_UPDATE")
+    monkeypatch.setattr(_tuning, "_chosen", {})
+    np.testing.assert_array_equal(ddm.simulate_network(model, z0s, key=jr.key(1), **sim).zs, fresh)
+    assert _tuning._chosen == {}
 
 
 def test_forced_forms_and_a_bad_setting(monkeypatch):

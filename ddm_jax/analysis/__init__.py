@@ -36,6 +36,7 @@ from ._irreversibility import (
     mean_with_interval as mean_with_interval,
     ou_entropy_production as ou_entropy_production,
     potential_entropy_production as potential_entropy_production,
+    quantile95 as quantile95,
 )
 from ._reversible import (
     ReversibleSplit as ReversibleSplit,

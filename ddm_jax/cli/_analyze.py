@@ -11,9 +11,11 @@ from ._common import RunArg, errors
 
 def analyze(
     run: RunArg,
-    trajectories: Annotated[int, typer.Option(help="Ensemble size of the EPR estimates.")] = 32,
+    trajectories: Annotated[int, typer.Option(help="Ensemble size of the EPR estimates.")] = 128,
     time_: Annotated[float, typer.Option("--time", help="Simulated time units.")] = 20.0,
-    burn_in: Annotated[float, typer.Option(help="Target time before the start states.")] = 5.0,
+    burn_in: Annotated[
+        float, typer.Option(help="Target time from attractor points to the start states.")
+    ] = 10.0,
     dt: Annotated[float, typer.Option(help="Euler-Maruyama step (every step is saved).")] = 1e-3,
     cells: Annotated[int, typer.Option(help="Cells of the Helmholtz-Hodge split.")] = 100,
     seed: Annotated[int, typer.Option(help="PRNG seed.")] = 0,
@@ -28,7 +30,7 @@ def analyze(
     epr = out["entropy_production"]
     for who in ("target", "network"):
         e = epr[who]["samples"]
-        typer.echo(f"EPR {who}: {e['value']:.4g} +- {e['stderr']:.2g} (samples), "
+        typer.echo(f"EPR {who}: {e['value']:.4g}, 95% [{e['low']:.4g}, {e['high']:.4g}] (samples), "
                    f"{epr[who]['trajectories']['value']:.4g} (trajectories)")  # fmt: skip
     sub, hop = out["subspace"], out["hopfield"]
     typer.echo(

@@ -10,6 +10,7 @@ without it, fit it to known latent states by least squares (`estimate_affine_map
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ..network import LowRankRNN
@@ -51,7 +52,9 @@ def principal_components(xs: Float[Array, "*batch n"], *, max_samples: int = 20_
     flat = xs.reshape(-1, xs.shape[-1])
     if flat.shape[0] < 2:
         raise ValueError(f"Expected at least 2 states for a PCA; got {flat.shape[0]}.")
-    flat = flat[:: max(1, flat.shape[0] // max_samples)]
+    if not isinstance(max_samples, int | np.integer) or max_samples < 2:
+        raise ValueError(f"Expected max_samples >= 2; got {max_samples!r}.")
+    flat = flat[:: -(-flat.shape[0] // max_samples)]  # a ceiling: at most max_samples rows
     mean = flat.mean(axis=0)
     _, sing, vt = jnp.linalg.svd(flat - mean, full_matrices=False)
     var = sing**2 / (flat.shape[0] - 1)

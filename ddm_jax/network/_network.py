@@ -36,7 +36,7 @@ class LowRankRNN(eqx.Module):
     additive targets (exact, nothing to train) plus, for state-dependent targets, a second
     read-out of the hidden layer. ``sigma`` is optional private isotropic neuron noise; it
     leaves the manifold (see `private_noise_drift_bias`). The input matrix is
-    ``B_in = Gamma S^-1``, so a latent input u enters the target as ``dz = (f + u) dt``.
+    ``B_in = tau Gamma S^-1``, so a latent input u enters the target as ``dz = (f + u) dt``.
 
     Attributes:
         Gamma: ``(n, k)`` left factor of the connectivity (hidden-layer weights).
@@ -121,7 +121,7 @@ class LowRankRNN(eqx.Module):
 
     @property
     def input_matrix(self) -> Float[Array, "n k"]:
-        """B_in = Gamma S^-1: a latent input u then enters as ``dz = (f + u) dt``."""
+        """B_in = tau Gamma S^-1 = tau E: a latent input u then enters as ``dz = (f + u) dt``."""
         return self.embed_matrix * self.tau
 
     def embed(self, z: LatentVec) -> NeuronVec:

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..analysis import quantile95
+
 COLOURS = {"target": "black", "network": "tab:orange"}
 
 
@@ -62,10 +64,12 @@ def plot_cycling(rows: Sequence[Mapping], *, title: str = ""):
                         np.array([_get(c, "fraction_high") for c in sel]) - frac])  # fmt: skip
         axes[0].errorbar(a, frac, yerr=err, **style)
         rate = [_get(c, "hop_rate") for c in sel]
-        axes[1].errorbar(a, rate, yerr=[_get(c, "hop_rate_se") * 1.96 for c in sel], **style)
+        # standard errors over hundreds of trajectories: the normal quantile (`quantile95`)
+        axes[1].errorbar(a, rate, yerr=[_get(c, "hop_rate_se") * quantile95() for c in sel],
+                         **style)  # fmt: skip
         axes[2].plot(a, [_get(c, "mfpt") for c in sel], "o-", color=COLOURS[side], label=side)
         epr = [_get(c, "epr") for c in sel]
-        axes[3].errorbar(a, epr, yerr=[_get(c, "epr_se") * 1.96 for c in sel], **style)
+        axes[3].errorbar(a, epr, yerr=[_get(c, "epr_se") * quantile95() for c in sel], **style)
     exact = [(r["alpha"], r["target"]["epr_exact"]) for r in rows
              if r.get("target") and r["target"].get("epr_exact") is not None]  # fmt: skip
     if exact:

@@ -33,12 +33,11 @@ from ..plotting import (
     plot_recovered,
     save_figure,
 )
-from ..simulation import simulate_network, simulate_target
+from ..simulation import attractor_points, simulate_network, simulate_target
+from ._checkpoint import load_pool
 from ._folder import check_count, check_simulation
 from ._loading import load_run
 from ._lock import holds_run_folder
-
-Z95_HALF = 1.959964  # half-width of a 95% interval in standard errors
 
 
 def _same(key):
@@ -78,13 +77,28 @@ def _energy_plane(model, target, size: int = 25):
     return grid, np.asarray(sym)[..., :2], np.asarray(anti)[..., :2], np.asarray(energy)
 
 
+def _starts(path, target, trajectories: int, key) -> tuple[jax.Array, str]:
+    """Start states on the target's attractor, and where they come from.
+
+    Drawn from the run's ``pool.npy`` (the training's attractor points) or, without one (a
+    box-sampled run), from fresh `attractor_points`.
+    """
+    k_pick, k_pool = jr.split(key)
+    if (path / "pool.npy").is_file():
+        pool, source = jnp.asarray(load_pool(path / "pool.npy", target)), "pool.npy"
+    else:
+        pool, source = attractor_points(target, key=k_pool), "attractor_points"
+    pick = jr.choice(k_pick, pool.shape[0], (trajectories,), replace=pool.shape[0] < trajectories)
+    return pool[pick].astype(target.centre.dtype), source
+
+
 @holds_run_folder
 def analyze_run(
     run: str | os.PathLike,
     *,
-    trajectories: int = 32,
+    trajectories: int = 128,
     time: float = 20.0,
-    burn_in: float = 5.0,
+    burn_in: float = 10.0,
     dt: float = 1e-3,
     cells: int = 100,
     seed: int = 0,
@@ -92,9 +106,17 @@ def analyze_run(
 ) -> dict:
     """Analyse a trained run; write ``analysis.json`` (and figures); return its contents.
 
-    From stationary target states (after ``burn_in``), the target and the full network are
-    simulated for ``time`` with the same Brownian increments (Euler-Maruyama, step ``dt``,
-    every step saved). Reported: the entropy production rate of both by the sample and the
+    From stationary target states, the target and the full network are simulated for ``time``
+    with the same Brownian increments (Euler-Maruyama, step ``dt``, every step saved). The
+    states start on the target's attractor (`_starts`: the run's ``pool.npy``, else
+    `attractor_points`) and the target runs ``burn_in`` first (10 time units, the burn-in of
+    `attractor_points` itself). Measured on Lorenz (a 64-neuron run, seeds 0, 1, 2, against
+    24,083 +- 57 from 1,024 target trajectories of 50 time units): started uniformly in the
+    box with 5 time units of burn-in and 32 trajectories, the target's EPR came out 21,870,
+    23,390 and 22,970, the first interval missing; from the pool with these defaults 24,360,
+    23,850 and 23,950, 95% half-widths 1.6-2.4%, every interval covering.
+
+    Reported: the entropy production rate of both by the sample and the
     trajectory estimators (95% intervals from the trajectories); the largest rise of the
     Hopfield energy along deterministic trajectories of the symmetric sub-network and of the
     full network (5 time units); the explained-variance ratios of two neuron trajectories and
@@ -119,8 +141,7 @@ def analyze_run(
     diffusion_matrix(model)  # the network's noise must be constant too
 
     k_start, k_burn, k_sim, k_hop, k_pca = jr.split(jr.key(seed), 5)
-    u = jr.uniform(k_start, (trajectories, target.dim), minval=-1.0, maxval=1.0)
-    z0s = target.centre + target.scale * u
+    z0s, starts = _starts(path, target, trajectories, k_start)
     if burn_in > 0:
         burn = simulate_target(target, z0s, key=k_burn, t1=burn_in, dt=dt, save_dt=burn_in)
         z0s = burn.zs[:, -1]
@@ -154,6 +175,7 @@ def analyze_run(
         "neurons": model.n,
         "settings": {
             "trajectories": trajectories,
+            "starts": starts,
             "time": time,
             "burn_in": burn_in,
             "dt": dt,
@@ -186,7 +208,7 @@ def analyze_run(
     if figures:
         label = f"{target.name}, {model.n} neurons"
         grid, sym, anti, en = _energy_plane(model, target)
-        half = lambda e: Z95_HALF * e["stderr"]
+        half = lambda e: e["high"] - e["value"]  # the estimate's own 95% half-width
         figs = {
             "energy_fields": plot_energy_fields(grid, sym, anti, en, system=target.name,
                                                 k=target.dim, title=label),  # fmt: skip

@@ -1,7 +1,8 @@
 """Latent inputs ``u(t)`` for simulations, and the protocols of the memory experiments.
 
 An input enters the target SDE as ``dz = (f(z) + u(t)) dt + G dB`` and the network through
-``B_in = Gamma S^-1`` (see `LowRankRNN`), so the network's read-out obeys the same equation.
+``B_in = tau Gamma S^-1`` (see `LowRankRNN`), so the network's read-out obeys the same
+equation.
 For a gradient target ``f = -grad U`` a constant ``u`` tilts the landscape, ``U -> U - u.z``.
 
 An input is either any pure function ``u(t) -> (k,)`` shared by every trajectory, or a

@@ -44,7 +44,7 @@ def _net_prod(p: _NetworkParams, vf, control):
     (x, rec, ghat), (dt, dw, *u) = vf, control
     m = p.model
     c = dt * rec + ghat @ dw["latent"]
-    if u:  # B_in u = Gamma S^-1 tau u, so the read-out moves by u dt
+    if u:  # B_in u = tau Gamma S^-1 u, so the read-out moves by u dt
         c = c + (dt * m.tau / m.scale) * u[0]
     out = dt * (m.b - x)
     if p.columns is None:
@@ -81,27 +81,30 @@ def _net_observe_neurons(p: _NetworkParams, x):
     return {**_net_observe(p, x), "x": x}
 
 
-UPDATE_FORMS = ("measure", "fused", "product")
+UPDATE_FORMS = ("fused", "product", "measure")
 
 
 def fused_update(model: LowRankRNN, batch: int) -> bool:
     """Whether to form ``Gamma c`` as k multiply-adds fused with the update (else a product).
 
-    The two forms are equal up to rounding; which is faster depends on the processor as much
-    as on n and the ensemble size per device ``batch``. Measured on a 2-core CPU (float32,
-    k = 3, time of the product over the fused form): 1.3-1.9x at B <= 4, 0.7-0.95x at
-    n B = 4,096 ... 16,384, 0.92x at n = 1024, B = 64 but 1.36x at n = 64, B = 1024, and
-    1.1-1.6x from n B = 262,144; on another 2-core CPU the product was 1.14x slower at
-    n = 64, B = 64, where it is 0.7x here. So ``DDM_JAX_UPDATE`` decides:
-    ``measure`` (the default) times both on this machine at the first ensemble of each shape
+    The two forms are equal up to rounding, and rounding is all a chaotic trajectory needs to
+    part: so the default is one fixed form, the fused one, and the same key gives the same
+    numbers on every machine and in every process. Measured (float32, k = 3, time of the
+    default path over the hand-written fused kernel, benchmarks/results): 0.94-1.17x in every
+    cell of n = 64 ... 4096, B = 1 ... 4096 on a 2-core CPU and 0.78-1.05x on an H200, except
+    n = 64 and 128 at B = 64 on the CPU, where the product form took 0.72x and 0.81x of the
+    fused one (and 1.14x on another 2-core CPU: no rule of shapes holds on every machine).
+    ``DDM_JAX_UPDATE`` chooses otherwise: ``fused`` (the default) or ``product`` force one
+    form; ``measure`` (opt-in) times both on this machine at the first ensemble of each shape
     (about 0.3 s), keeps the product only when it is at least 10% faster, and remembers the
-    answer (`_tuning`); ``fused`` or ``product`` force one form. B = 1 is always fused.
+    answer in memory and in ``choices.json`` under `cache_dir` (`_tuning`): the numbers then
+    depend on the timing. B = 1 is always fused.
 
     Under tracing (a model whose arrays are tracers: inside jit, vmap or grad) nothing is
     timed: ``measure`` takes the answer remembered for this machine and shape, else the fused
     form, and stores nothing.
     """
-    form = os.environ.get("DDM_JAX_UPDATE", "measure")
+    form = os.environ.get("DDM_JAX_UPDATE") or "fused"
     if form not in UPDATE_FORMS:
         raise ValueError(f"Expected DDM_JAX_UPDATE in {UPDATE_FORMS}; got {form!r}.")
     if form != "measure":
@@ -228,8 +231,8 @@ def network_sde(model: LowRankRNN, *, keep_neurons: bool = False, batch: int = 1
     Each save stores the read-out ``z``, the off-subspace distance ``||(I - P)(x - b)||`` and
     ``||x - b||^2`` (for the residual), plus ``x`` itself when ``keep_neurons``. Private
     neuron noise adds an n-dimensional Brownian motion when ``model.private_noise > 0`` (when
-    it is traced, whether it is drawn is decided at run time: `private_noise_on`). The
-    ensemble size picks the faster of two equal forms of the update (`fused_update`).
+    it is traced, whether it is drawn is decided at run time: `private_noise_on`). The form of
+    the update is `fused_update`'s.
     """
     fused, private = fused_update(model, batch), private_noise_on(model)
     return _network_sde(model, model_subspace(model), keep_neurons, fused, private)

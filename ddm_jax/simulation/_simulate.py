@@ -264,7 +264,7 @@ def simulate_network(
 ) -> Run:
     """Simulate an ensemble of the full n-neuron network SDE.
 
-    A latent input u(t) (target coordinates) enters through ``B_in = Gamma S^-1``, so on the
+    A latent input u(t) (target coordinates) enters through ``B_in = tau Gamma S^-1``, so on the
     manifold the read-out obeys ``dz = (f_net(z) + u(t)) dt + ...`` like the target.
 
     Each trajectory starts on the manifold at ``x0 = E z0 + e``. The cost per step is O(n k)

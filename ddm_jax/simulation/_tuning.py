@@ -1,12 +1,14 @@
 """Choices measured on this machine at first use, remembered per machine and shape.
 
-Which of two equal forms of a computation runs faster depends on the processor, not only on
-the shapes (a rule tuned on one CPU was 1.4x off on another), so it is measured where it
-runs, once, and the answer is kept: in memory for the process, and in a small JSON file
-(``$DDM_JAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/ddm-jax``, else ``~/.cache/ddm-jax``) so the
-next process on the same machine makes the same choice and gets the same numbers. An empty
-``DDM_JAX_CACHE_DIR`` keeps the choices in memory only. The file is written atomically and a
-cache that cannot be read or written is ignored: it only ever costs a measurement.
+Used only when asked (``DDM_JAX_UPDATE=measure``, `fused_update`): a measured choice makes the
+numbers depend on a stopwatch, so no default measures. Which of two equal forms of a
+computation runs faster depends on the processor, not only on the shapes (a rule tuned on
+one CPU was 1.4x off on another), so it is measured where it runs, once, and the answer is
+kept: in memory for the process, and in a small JSON file (``$DDM_JAX_CACHE_DIR``, else
+``$XDG_CACHE_HOME/ddm-jax``, else ``~/.cache/ddm-jax``) so the next process on the same
+machine makes the same choice and gets the same numbers. An empty ``DDM_JAX_CACHE_DIR``
+keeps the choices in memory only. The file is written atomically and a cache that cannot be
+read or written is ignored: it only ever costs a measurement.
 """
 
 import json

@@ -29,7 +29,7 @@ from ._remedy import refine_attractors
 
 
 class FitResult(eqx.Module):
-    """Output of `fit`: the trained model, loss curves and the held-out errors."""
+    """Output of `fit`: the trained model, its loss curves, attractor pool and remedy summaries."""
 
     model: LowRankRNN
     losses: np.ndarray
@@ -37,6 +37,13 @@ class FitResult(eqx.Module):
     pool: Float[Array, "pool k"] | None
     remedy: list | None = None  # one census summary per remedy round (`refine_attractors`)
     closed_form: dict | None = None  # what the closed form chose (methods "lstsq...")
+
+
+# ``fold_in(key, c) == split(key, n)[c]`` for every n > c (partitionable threefry): the
+# remedy's and the closed form's streams are folded in with constants no split of ``key``
+# reaches ("reme", "lstq").
+REMEDY_STREAM = 0x72656D65
+CLOSED_FORM_STREAM = 0x6C737471
 
 
 class FitPlan(typing.NamedTuple):
@@ -56,8 +63,10 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
 
     Four subkeys: network init, the attractor pool, drift-matching batches, noise matching
     (split again into the least-squares points and the batches); the spurious-attractor
-    remedy folds 1 into ``key`` and the closed form (methods ``"lstsq"``, ``"lstsq+adam"``)
-    folds 2 (so that the other four are those of runs without them).
+    remedy folds `REMEDY_STREAM` into ``key`` and the closed form (methods ``"lstsq"``,
+    ``"lstsq+adam"``) `CLOSED_FORM_STREAM`, so that the other four are those of runs without
+    them. Not small numbers: with JAX's partitionable threefry ``fold_in(key, i)`` equals
+    ``split(key, n)[i]``, and ``fold_in(key, 1)`` was the attractor pool's key.
     Noise matching starts from the closed form (`solve_noise_readout`), samples the box only
     and refines at 1/100 of the drift learning rate: at the full rate Adam's first steps
     undo the closed form (measured on a Stuart-Landau oscillator, n = 128: diffusion error
@@ -66,8 +75,8 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
     init_key, pool_key, drift_key, noise_key = jr.split(key, 4)
     noise_fit_key, noise_key = jr.split(noise_key)
     noise_config = replace(config, sampler="box", lr=config.lr / 100, weight_decay=0.0)
-    remedy_key = jr.fold_in(key, 1)
-    closed_form_key, refit_key = jr.split(jr.fold_in(key, 2))
+    remedy_key = jr.fold_in(key, REMEDY_STREAM)
+    closed_form_key, refit_key = jr.split(jr.fold_in(key, CLOSED_FORM_STREAM))
     return FitPlan(
         init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config, remedy_key,
         closed_form_key, refit_key,
