@@ -143,23 +143,25 @@ def test_noisy_drift_error_agrees_with_monte_carlo():
     assert training.noisy_drift_error(model, target, zs) == pytest.approx(mc, rel=0.05)
 
 
-def test_fit_with_the_closed_form_on_vdp16():
+def test_fit_with_the_closed_form_on_vdp32():
     target = ddm.make_target("vdp")
     held = ddm.attractor_points(target, key=jr.key(99), num=4096)
-    result = training.fit(target, 16, key=jr.key(0), config=TrainConfig(method="lstsq"))
+    result = training.fit(target, 32, key=jr.key(0), config=TrainConfig(method="lstsq"))
     assert result.losses.size == 0
     assert result.closed_form["method"] == "lstsq"
     assert result.closed_form["ridge"] in training._closed_form.RIDGES
     error = float(ddm.drift_error(result.model, target, held))
-    assert error < 0.08, error  # 6.4% in about a second (2,000 Adam steps: 9.0%)
+    # seeds 0-4 gave 0.18-0.61% in about a second (at n = 16 the random layer is too small
+    # to be reliable: 7.7-17.6%)
+    assert error < 0.02, error
     # Adam from the closed form, then the refit: still accurate after a few steps
-    combo = training.fit(target, 16, key=jr.key(0),
+    combo = training.fit(target, 32, key=jr.key(0),
                          config=TrainConfig(method="lstsq+adam", steps=300, lr=1e-3))  # fmt: skip
     assert combo.losses.size == 300
     assert "refit_ridge" in combo.closed_form
-    assert float(ddm.drift_error(combo.model, target, held)) < 0.08
+    assert float(ddm.drift_error(combo.model, target, held)) < 0.02
     # a seed sweep follows the plan of fit, seed by seed
-    (swept,) = training.fit_seeds(target, 16, seeds=[0], config=TrainConfig(method="lstsq"))
+    (swept,) = training.fit_seeds(target, 32, seeds=[0], config=TrainConfig(method="lstsq"))
     np.testing.assert_allclose(np.asarray(swept.model.W_s), np.asarray(result.model.W_s))
 
 
