@@ -11,8 +11,8 @@ from ._inputs import (
 )
 from ._integrate import (
     SOLVERS as SOLVERS,
-    _check_grid,
-    _solver,
+    check_grid as check_grid,
+    check_solver as check_solver,
     shard_batch as shard_batch,
 )
 from ._rk4 import rk4_step as rk4_step
@@ -33,5 +33,3 @@ from ._simulate import (
 from ._tuning import (
     cache_dir as cache_dir,
 )
-
-check_grid, check_solver = _check_grid, _solver  # the checks the run layer repeats

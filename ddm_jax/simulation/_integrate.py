@@ -104,7 +104,12 @@ def traced(tree: PyTree) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
 
-def _solver(name: str, additive: bool) -> dfx.AbstractSolver:
+def check_solver(name: str, additive: bool) -> dfx.AbstractSolver:
+    """The diffrax solver named ``name``, refused where it is wrong for the noise.
+
+    Raises:
+        ValueError: for an unknown name, or a solver that is not Ito for state-dependent noise.
+    """
     if name not in SOLVERS:
         raise ValueError(f"Expected solver in {sorted(SOLVERS)}; got {name!r}.")
     if not additive and name not in ITO_SOLVERS:
@@ -320,7 +325,7 @@ def ensemble(
     return jax.vmap(lambda y0, key, first: run(y0, key, u, first))(y0s, keys, first)
 
 
-def _check_grid(t1: float, dt: float, save_dt: float | None) -> tuple[float, int, int]:
+def check_grid(t1: float, dt: float, save_dt: float | None) -> tuple[float, int, int]:
     """``(dt, num_saves, save_every)``, dt as a Python float (it is static under jit)."""
     if not (dt > 0 and t1 > 0 and np.isfinite(dt) and np.isfinite(t1)):
         raise ValueError(f"Expected a finite time t1 > 0 and step dt > 0; got t1={t1}, dt={dt}.")

@@ -29,9 +29,9 @@ from ._inputs import Input, Schedule, check_input
 from ._integrate import (
     SDE,
     SOLVERS,
-    _check_grid,
     _shards,
-    _solver,
+    check_grid,
+    check_solver,
     constrain_batch,
     ensemble,
     traced,
@@ -176,7 +176,7 @@ def _plan(system: Target | LowRankRNN, z0s, solver: str, grid, method: str, inpu
         raise TypeError(f"Expected a Target or a LowRankRNN; got {type(system).__name__}.")
     k = system.k if network else system.dim
     z0s = _initial_states(z0s, k, "the network" if network else _name(system))
-    _solver(solver, system.noise_readout is None if network else system.additive)
+    check_solver(solver, system.noise_readout is None if network else system.additive)
     if method not in ("scan", "diffeqsolve"):
         raise ValueError(f"Expected method 'scan' or 'diffeqsolve'; got {method!r}.")
     batched = inputs is not None and check_input(inputs, k, z0s.shape[0])
@@ -237,7 +237,7 @@ def simulate_target(
     XLA may fuse them differently (under vmap), so the two agree to float32 rounding (under
     jit alone, bitwise in the tests).
     """
-    grid = _check_grid(t1, dt, save_dt)
+    grid = check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _plan(target, z0s, solver, grid, method, inputs)
     zs, finite = target_ensemble(target.sde(), z0s, key, schedule, None, plan)
     ts = np.arange(plan.num_saves + 1) * plan.dt * plan.save_every
@@ -303,7 +303,7 @@ def simulate_network(
     of a traced ``private_noise > 0``), so the two agree to float32 rounding (under jit
     alone, bitwise in the tests).
     """
-    grid = _check_grid(t1, dt, save_dt)
+    grid = check_grid(t1, dt, save_dt)
     z0s, plan, schedule = _plan(model, z0s, solver, grid, method, inputs, keep_neurons)
     subspace = model_subspace(model)  # computed afresh, not kept, for a traced Gamma
     obs, finite, residuals, _ = network_ensemble(
@@ -373,7 +373,7 @@ def stationary_moments(
     Raises:
         SimulationDiverged: if the moments are not finite (eager call).
     """
-    dt, num_saves, save_every = _check_grid(t1, dt, save_dt)
+    dt, num_saves, save_every = check_grid(t1, dt, save_dt)
     last = num_saves * save_every * dt
     if not (np.isfinite(burn_in) and 0 <= burn_in <= last):
         raise ValueError(
