@@ -15,6 +15,7 @@ from ._integrate import (
     check_solver as check_solver,
     shard_batch as shard_batch,
 )
+from ._moments import Moments as Moments, stationary_moments as stationary_moments
 from ._rk4 import rk4_step as rk4_step
 from ._sampling import (
     SAMPLERS as SAMPLERS,
@@ -23,12 +24,10 @@ from ._sampling import (
     sample_box as sample_box,
 )
 from ._simulate import (
-    Moments as Moments,
     Run as Run,
     SimulationDiverged as SimulationDiverged,
     simulate_network as simulate_network,
     simulate_target as simulate_target,
-    stationary_moments as stationary_moments,
 )
 from ._tuning import (
     cache_dir as cache_dir,
