@@ -74,12 +74,22 @@ class _ProgressView:
 def _census_line(r: dict) -> str:
     """One census summary of the remedy (`refine_attractors`) as a line."""
     lam = [r[f"census_lyapunov_{w}"] for w in ("network", "target")]
-    when = "before the remedy" if r["round"] == 0 else f"after remedy round {r['round']}"
+    when = "after drift matching" if r["round"] == 0 else f"after remedy round {r['round']}"
     exponent = f", Lyapunov exponent {lam[0]:.3f} against {lam[1]:.3f}" if None not in lam else ""
     return (
         f"census {when}: {100 * r['census_mismatch']:.0f}% of starts in another class than "
         f"the target's{exponent}."
     )
+
+
+def _remedy_rounds(text: str | None) -> int | str | None:
+    """``--remedy-rounds``: ``auto`` or a count (TrainConfig checks the range)."""
+    if text is None or text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        fail(f"Expected --remedy-rounds auto or an integer >= 0; got {text!r}.")
 
 
 def _parse_params(items: list[str] | None, noise: float | None) -> dict | None:
@@ -156,7 +166,10 @@ def train(
     attractor_fraction: Annotated[Float, _opt("Mixture share", "attractor_fraction")] = None,
     enlarge: Annotated[Float, _opt("Box enlargement of the box sampler", "enlarge")] = None,
     remedy_rounds: Annotated[
-        Int, _opt("Spurious-attractor remedy rounds (chaotic targets: 4)", "remedy_rounds")
+        Str,
+        _opt(
+            "Census after training and remedy rounds: auto, a number, or 0 (off)", "remedy_rounds"
+        ),
     ] = None,
     remedy_steps: Annotated[Int, _opt("Steps per remedy round", "remedy_steps")] = None,
     method: Annotated[
@@ -190,7 +203,8 @@ def train(
             steps=steps, batch=batch, lr=lr, sampler=sampler, chunk=chunk,
             noise_steps=noise_steps, final_lr_fraction=final_lr_fraction,
             attractor_fraction=attractor_fraction, enlarge=enlarge,
-            remedy_rounds=remedy_rounds, remedy_steps=remedy_steps, method=method, ridge=ridge,
+            remedy_rounds=_remedy_rounds(remedy_rounds), remedy_steps=remedy_steps,
+            method=method, ridge=ridge,
             lstsq_points=lstsq_points, weight_decay=weight_decay,
         )  # fmt: skip
         if data_file and (resume or params or private_noise):
@@ -240,4 +254,10 @@ def train(
     )
     for r in training.get("remedy", []):
         typer.echo(_census_line(r))
+    outcome = training.get("census")
+    if outcome is not None:
+        rounds = outcome["remedy_rounds_run"]
+        after = "no remedy needed" if rounds == 0 else f"after {rounds} remedy round(s)"
+        state = "clean" if outcome["clean"] else "NOT clean (see ddm-jax evaluate)"
+        typer.echo(f"attractor census: {state}, {after}.")
     typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")

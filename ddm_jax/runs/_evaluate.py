@@ -114,17 +114,29 @@ def evaluate_run(
         + (f", {training['train_seconds']:.1f} s" if "train_seconds" in training else "")
         + f". Evaluated with seed {seed}.",
         "",
+        *_census_lines(training.get("census")),
         report.to_markdown(),
     ]
     lines += [f"![{name}.png](figures/{name}.png)" for name in figs]
     atomic_write_json(path / "metrics.json", {
         "system": loaded.config["system"], "neurons": model.n,
         "settings": settings, "metrics": _clean_json(report.metrics),
+        "training_census": training.get("census"),
     })  # fmt: skip
     atomic_write_text(path / "report.md", "\n".join(lines) + "\n")
     for name, fig in figs.items():
         save_figure(fig, path / "figures" / f"{name}.png")
     return report
+
+
+def _census_lines(outcome: dict | None) -> list[str]:
+    """The training census (`census_outcome` in ``training.json``) as a report paragraph."""
+    if outcome is None:
+        return []
+    rounds = outcome["remedy_rounds_run"]
+    after = "no remedy needed" if rounds == 0 else f"after {rounds} remedy round(s)"
+    state = "clean" if outcome["clean"] else "NOT clean"
+    return [f"Attractor census after training: {state} ({after}).", ""]
 
 
 def _figures(loaded: TrainedRun, report: FidelityReport, *, key, dt, t1, solver, trajectories):

@@ -13,6 +13,7 @@ exactly as it was (absent, or unchanged).
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,6 +36,7 @@ from ..training import (
     fit_plan,
     init_train_state,
     refine_attractors,
+    remedy_settings,
     run_training,
     solve_noise_readout,
 )
@@ -294,7 +296,7 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
 
         return callback
 
-    def remedy_progress(census=None, state=None, chunk_losses=None):
+    def remedy_progress(settings, census=None, state=None, chunk_losses=None):
         if progress is None:
             return
         done = last.setdefault("remedy_steps", 0)
@@ -304,7 +306,7 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
             loss = float(np.mean(chunk_losses))
             err = float(drift_error(state.model, target, monitor))
         progress(TrainProgress(
-            "remedy", done, config.remedy_rounds * config.remedy_steps, loss, err, False,
+            "remedy", done, settings.remedy_rounds * settings.remedy_steps, loss, err, False,
             elapsed + time.monotonic() - started, census,
         ))  # fmt: skip
 
@@ -321,11 +323,13 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
                 refit, info = drift_finish(state.model, target, pool, plan, config, info)
                 state = eqx.tree_at(lambda s: s.model, state, refit)
                 last["snap"] = (state, *last["snap"][1:])
-            if config.remedy_rounds:  # interrupted, a resume redoes it, bit for bit
-                state, remedy = _remedy(state, target, plan, config, pool, remedy_progress)
-                last["snap"] = (state, np.concatenate([last["snap"][1], remedy[0]]),
+            settings = remedy_settings(config, target, key=plan.census_applies_key)
+            if settings is not None:  # interrupted, a resume redoes it, bit for bit
+                state, found = _remedy(state, target, plan, settings, pool,
+                                       partial(remedy_progress, settings))  # fmt: skip
+                last["snap"] = (state, np.concatenate([last["snap"][1], found[0]]),
                                 last["snap"][2])  # fmt: skip
-                last["remedy"], phase = remedy[1], "remedy"
+                last["remedy"], phase = found[1], "remedy"
                 checkpoint("remedy")
         if phase != "noise" and has_noise_phase:
             phase = "noise"
@@ -358,6 +362,8 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
         "max_abs_W_s": float(np.max(np.abs(np.asarray(model.W_s)))),
         "drift_error_monitor": float(drift_error(model, target, monitor)),
         "diffusion_error_monitor": float(diffusion_error(model, target, monitor)),
+        "remedy_rounds": config.remedy_rounds,
+        "census": census_outcome(remedy_history),
         **({"remedy": remedy_history} if remedy_history is not None else {}),
         "finished": now(),
     }  # fmt: skip
@@ -367,10 +373,24 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
     return TrainedRun(path, read_config(path), target, model, losses, noise_losses, summary)
 
 
-def _remedy(state, target: Target, plan, config: TrainConfig, pool, progress):
-    """The spurious-attractor remedy after drift matching, as `fit` runs it."""
+def census_outcome(history: list | None) -> dict | None:
+    """What the census after drift matching found, from the remedy's summaries (None: none ran).
+
+    ``clean``: whether the last census was; ``remedy_rounds_run``: rounds trained (0: the
+    first census was clean); ``mismatch`` and ``exponent_error`` of the last census.
+    """
+    if not history:
+        return None
+    last = history[-1]
+    return {"clean": last.get("clean"), "remedy_rounds_run": len(history) - 1,
+            "mismatch": last["census_mismatch"],
+            "exponent_error": last["census_lyapunov_error"]}  # fmt: skip
+
+
+def _remedy(state, target: Target, plan, settings: TrainConfig, pool, progress):
+    """The census and remedy after drift matching, as `fit` runs them (`remedy_settings`)."""
     model, losses, history = refine_attractors(
-        state.model, target, key=plan.remedy_key, config=config, pool=pool,
+        state.model, target, key=plan.remedy_key, config=settings, pool=pool,
         on_round=lambda census: progress(census=census),
         on_chunk=lambda state, losses: progress(state=state, chunk_losses=losses),
     )  # fmt: skip

@@ -38,9 +38,12 @@ from ._matching import (
     fit as fit,
     fit_plan as fit_plan,
     fit_seeds as fit_seeds,
+    remedy as remedy,
     solve_noise_readout as solve_noise_readout,
 )
 from ._remedy import (
+    AUTO_REMEDY_ROUNDS as AUTO_REMEDY_ROUNDS,
     drift_jacobian_loss as drift_jacobian_loss,
     refine_attractors as refine_attractors,
+    remedy_settings as remedy_settings,
 )

@@ -39,10 +39,13 @@ class TrainConfig:
         enlarge: the box sampler draws from the box enlarged by this fraction.
         chunk: steps fused into one jitted call (progress and checkpoints happen between).
         noise_steps: steps of diffusion matching (state-dependent noise only).
-        remedy_rounds: at most this many rounds of the spurious-attractor remedy after
-            drift matching (`refine_attractors`; 0, the default, is off: it costs censuses
-            and raises the box error). Recommended for chaotic targets: 4.
-        remedy_steps: drift-matching steps per remedy round.
+        remedy_rounds: the attractor census and spurious-attractor remedy after drift
+            matching (`refine_attractors`). ``"auto"`` (the default): one census where it
+            applies (`census_applies`: the target's orbits are not all fixed points), then
+            up to `AUTO_REMEDY_ROUNDS` remedy rounds only if it is not clean; an integer:
+            the census and at most that many rounds; ``0``: neither.
+        remedy_steps: drift-matching steps per remedy round; None (the default): a fifth of
+            ``steps``, so that four rounds cost at most 80% of drift matching.
         method: how the drift is matched: ``"adam"`` (``steps`` Adam steps from a random
             network), ``"lstsq"`` (closed form: a data-anchored hidden layer and the float64
             ridge read-out, no gradient step; see `closed_form`) or ``"lstsq+adam"`` (Adam
@@ -69,8 +72,8 @@ class TrainConfig:
     enlarge: float = 0.2
     chunk: int = 250
     noise_steps: int = 3000
-    remedy_rounds: int = 0
-    remedy_steps: int = 4000
+    remedy_rounds: int | str = "auto"
+    remedy_steps: int | None = None
     method: str = "adam"
     lstsq_points: int = 32768
     gamma_scale: float | None = None
@@ -81,12 +84,15 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "batch", "chunk", "noise_steps", "remedy_steps", "lstsq_points"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if name == "remedy_steps" and value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Expected {name} to be a positive integer; got {value!r}.")
-        if not isinstance(self.remedy_rounds, int) or self.remedy_rounds < 0:
-            raise ValueError(
-                f"Expected remedy_rounds to be an integer >= 0; got {self.remedy_rounds!r}."
-            )
+        rounds = self.remedy_rounds
+        if rounds != "auto" and (
+            not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0
+        ):
+            raise ValueError(f'Expected remedy_rounds "auto" or an integer >= 0; got {rounds!r}.')
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"Expected a finite learning rate lr > 0; got {self.lr!r}.")
         if self.sampler not in SAMPLERS:

@@ -25,7 +25,7 @@ from ..simulation import attractor_points, sample_box, shard_batch
 from ..targets import Target
 from ._closed_form import closed_form, ridge_refit
 from ._loop import TrainConfig, TrainState, init_train_state, run_training
-from ._remedy import refine_attractors
+from ._remedy import refine_attractors, remedy_settings
 
 
 class FitResult(eqx.Module):
@@ -44,6 +44,7 @@ class FitResult(eqx.Module):
 # reaches ("reme", "lstq").
 REMEDY_STREAM = 0x72656D65
 CLOSED_FORM_STREAM = 0x6C737471
+CENSUS_APPLIES_STREAM = 0x63656E73  # "cens": the look at the target's orbits of "auto"
 
 
 class FitPlan(typing.NamedTuple):
@@ -56,6 +57,7 @@ class FitPlan(typing.NamedTuple):
     remedy_key: Key
     closed_form_key: Key
     refit_key: Key
+    census_applies_key: Key
 
 
 def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
@@ -63,7 +65,8 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
 
     Four subkeys: network init, the attractor pool, drift-matching batches, noise matching
     (split again into the least-squares points and the batches); the spurious-attractor
-    remedy folds `REMEDY_STREAM` into ``key`` and the closed form (methods ``"lstsq"``,
+    remedy folds `REMEDY_STREAM` into ``key`` (and ``"auto"``'s look at the target's
+    orbits `CENSUS_APPLIES_STREAM`) and the closed form (methods ``"lstsq"``,
     ``"lstsq+adam"``) `CLOSED_FORM_STREAM`, so that the other four are those of runs without
     them. Not small numbers: with JAX's partitionable threefry ``fold_in(key, i)`` equals
     ``split(key, n)[i]``, and ``fold_in(key, 1)`` was the attractor pool's key.
@@ -77,9 +80,10 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
     noise_config = replace(config, sampler="box", lr=config.lr / 100, weight_decay=0.0)
     remedy_key = jr.fold_in(key, REMEDY_STREAM)
     closed_form_key, refit_key = jr.split(jr.fold_in(key, CLOSED_FORM_STREAM))
+    census_applies_key = jr.fold_in(key, CENSUS_APPLIES_STREAM)
     return FitPlan(
         init_key, pool_key, drift_key, noise_fit_key, noise_key, noise_config, remedy_key,
-        closed_form_key, refit_key,
+        closed_form_key, refit_key, census_applies_key,
     )  # fmt: skip
 
 
@@ -105,6 +109,23 @@ def drift_finish(
         return model, info
     model, refit = ridge_refit(model, target, pool, key=plan.refit_key, config=config)
     return model, {**info, "closed_form_max_abs_W_s": info["max_abs_W_s"], **refit}
+
+
+def remedy(
+    model: LowRankRNN, target: Target, pool, plan: FitPlan, config: TrainConfig, **progress
+) -> tuple[LowRankRNN, np.ndarray, list | None]:
+    """The census after drift matching and, while it is not clean, the remedy (`fit`'s way).
+
+    Returns the network, the remedy's losses (none when the census was clean) and the
+    census summaries (None when no census ran: ``remedy_rounds=0``, or ``"auto"`` where the
+    census does not apply). ``progress``: ``on_round``/``on_chunk`` of `refine_attractors`.
+    """
+    settings = remedy_settings(config, target, key=plan.census_applies_key)
+    if settings is None:
+        return model, np.zeros(0, np.float32), None
+    return refine_attractors(
+        model, target, key=plan.remedy_key, config=settings, pool=pool, **progress
+    )
 
 
 def adam_steps(config: TrainConfig) -> bool:
@@ -157,9 +178,10 @@ def fit(
 ) -> FitResult:
     """Embed ``target`` into an ``n``-neuron low-rank network: init, drift and noise matching.
 
-    With ``config.remedy_rounds > 0`` drift matching is followed by the spurious-attractor
-    remedy (`refine_attractors`); its steps are appended to ``losses`` and its census
-    summaries are in ``FitResult.remedy``.
+    Drift matching is followed by the attractor census and, where it is not clean, the
+    spurious-attractor remedy (`refine_attractors`; ``config.remedy_rounds``, by default
+    ``"auto"``: see `remedy_settings`); the remedy's steps are appended to ``losses`` and
+    the census summaries are in ``FitResult.remedy`` (None when no census ran).
 
     Args:
         target: the target SDE (see `make_target`, `from_callables`).
@@ -182,12 +204,8 @@ def fit(
         )  # fmt: skip
         model = state.model
     model, info = drift_finish(model, target, pool, plan, config, info)
-    history = None
-    if config.remedy_rounds:
-        model, remedy_losses, history = refine_attractors(
-            model, target, key=plan.remedy_key, config=config, pool=pool
-        )
-        losses = np.concatenate([losses, remedy_losses])
+    model, remedy_losses, history = remedy(model, target, pool, plan, config)
+    losses = np.concatenate([losses, remedy_losses])
     noise_losses = None
     if model.noise_readout is not None:
         noisy = solve_noise_readout(model, target, key=plan.noise_fit_key, config=config)
@@ -216,16 +234,12 @@ def fit_seeds(
     float32 rounding (batched and single products may round differently). With D devices and
     a number of seeds divisible by D, each device trains ``len(seeds) / D`` networks.
     ``on_chunk(state, losses)`` sees the stacked state (every leaf with a leading seed axis)
-    and the ``(seeds, chunk)`` losses.
+    and the ``(seeds, chunk)`` losses. The census and remedy (``config.remedy_rounds``) run
+    after the batched drift matching, one network at a time, as `fit` runs them.
 
     Returns:
         One `FitResult` per seed, in the order of ``seeds``.
     """
-    if config.remedy_rounds:
-        raise ValueError(
-            f"Expected remedy_rounds=0 in a seed sweep (the remedy runs per network); got "
-            f"{config.remedy_rounds}. Fit each seed with fit()."
-        )
     seeds = [int(s) for s in seeds]
     if len(seeds) == 0 or len(set(seeds)) != len(seeds):
         raise ValueError(f"Expected a non-empty sequence of distinct seeds; got {seeds!r}.")
@@ -254,6 +268,17 @@ def fit_seeds(
         ]  # fmt: skip
         infos = [i for _, i in finished]
         states = eqx.tree_at(lambda s: s.model, states, stack([m for m, _ in finished]))
+    losses, histories = list(losses), [None] * len(seeds)
+    if config.remedy_rounds != 0:  # the census and remedy run per network, as in fit()
+        remedied = []
+        for i, p in enumerate(plans):
+            model, remedy_losses, histories[i] = remedy(
+                jax.tree.map(lambda a, i=i: a[i], states.model), target,
+                None if pools is None else pools[i], p, config,
+            )  # fmt: skip
+            losses[i] = np.concatenate([losses[i], remedy_losses])
+            remedied.append(model)
+        states = eqx.tree_at(lambda s: s.model, states, shard_batch(stack(remedied)))
     noise_losses = [None] * len(seeds)
     if models[0].noise_readout is not None:
         noisy = stack([
@@ -270,6 +295,6 @@ def fit_seeds(
         )
     return [
         FitResult(jax.tree.map(lambda a, i=i: a[i], states.model), losses[i], noise_losses[i],
-                  None if pools is None else pools[i], None, infos[i])
+                  None if pools is None else pools[i], histories[i], infos[i])
         for i in range(len(seeds))
     ]  # fmt: skip

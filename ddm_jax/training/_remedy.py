@@ -32,12 +32,13 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import Key
-from ..fidelity import Census, attractor_census
+from ..fidelity import Census, attractor_census, census_applies
 from ..network import LowRankRNN
 from ..simulation import attractor_points
 from ..targets import Target
 from ._loop import TrainConfig, TrainState, drift_params, init_train_state, train_chunk
 
+AUTO_REMEDY_ROUNDS = 4  # the most ``remedy_rounds="auto"`` runs (all five Dadras seeds: <= 4)
 REMEDY_LR_FRACTION = 0.1  # a restart at the full rate undoes much of the fit first
 REMEDY_SAMPLER = "mixture"  # half box: the pool alone raised the box error 5x
 JACOBIAN_WEIGHT = 1.0
@@ -62,11 +63,12 @@ def drift_jacobian_loss(model: LowRankRNN, target: Target, zs: Float[Array, "bat
     return jnp.mean(jax.vmap(one)(zs))
 
 
-def _summary(census: Census, round_: int) -> dict:
+def _summary(census: Census, round_: int, exponent_tolerance: float) -> dict:
     keys = ("census_mismatch", "census_lyapunov_network", "census_lyapunov_target",
             "census_lyapunov_error", "census_sw")  # fmt: skip
     finite = lambda v: float(v) if np.isfinite(v) else None  # None: no chaotic orbit (JSON)
-    return {"round": round_, **{k: finite(census.metrics[k]) for k in keys}}
+    return {"round": round_, "clean": census.clean(exponent_tolerance),
+            **{k: finite(census.metrics[k]) for k in keys}}  # fmt: skip
 
 
 def _score(census: Census) -> tuple[float, float]:
@@ -112,13 +114,15 @@ def refine_attractors(
 ) -> tuple[LowRankRNN, np.ndarray, list[dict]]:
     """Continue drift matching on the network's own orbits until its census is clean.
 
-    Up to ``config.remedy_rounds`` rounds of ``config.remedy_steps`` steps. The census is clean
+    Up to ``config.remedy_rounds`` rounds (`AUTO_REMEDY_ROUNDS` for ``"auto"``) of
+    ``config.remedy_steps`` steps (a fifth of ``config.steps`` for None). The census is clean
     when every start ends in the target's class and, for chaotic targets, the mean exponents
     agree within ``exponent_tolerance`` (`Census.clean`). The pool of each round keeps half of
     ``pool`` (or of fresh attractor points when there is none) and fills the other half with
     states of the network orbits censused so far, inside the box enlarged by
-    ``config.enlarge``. Deterministic given ``key``. ``starts`` and ``orbit_settings`` set
-    the census (see `attractor_census`); `fit` uses the defaults. Progress: ``on_round``
+    ``config.enlarge`` (all of ``pool`` while every orbit leaves that box). Deterministic
+    given ``key``. ``starts`` and ``orbit_settings`` set the census (see
+    `attractor_census`); `fit` uses the defaults. Progress: ``on_round``
     receives each census summary as it is made (round 0 first), ``on_chunk(state, losses)``
     each chunk of a round's steps (``state.step`` counts from 0 every round).
 
@@ -126,9 +130,10 @@ def refine_attractors(
         The network with the best census met (the input if none was better), the losses of
         the steps run, and one summary dict per census (``round`` 0 is before any step).
     """
+    config = _resolved(config)
     k_census, k_pool, k_pick, k_train = jr.split(key, 4)
     census = attractor_census(model, target, key=k_census, starts=starts, **orbit_settings)
-    history = [_summary(census, 0)]
+    history = [_summary(census, 0, exponent_tolerance)]
     report = on_round if on_round is not None else (lambda summary: None)
     report(history[-1])
     best, best_score = model, _score(census)
@@ -147,21 +152,44 @@ def refine_attractors(
                              config.enlarge))  # fmt: skip
         every.append(_inside(points.reshape(-1, target.dim), target, config.enlarge))
         wrong_all, every_all = np.concatenate(wrong), np.concatenate(every)
-        if every_all.shape[0] == 0:
-            break  # the network's orbits all leave the box: nothing to train on
         k_a, k_b = jr.split(jr.fold_in(k_pick, round_))
-        n_wrong = half // 2 if wrong_all.shape[0] else 0
-        extra = [
-            wrong_all[np.asarray(jr.randint(k_a, (n_wrong,), 0, max(wrong_all.shape[0], 1)))],
-            every_all[np.asarray(jr.randint(k_b, (half - n_wrong,), 0, every_all.shape[0]))],
-        ]
+        if every_all.shape[0] == 0:  # the network's orbits all leave the box: the pool alone
+            extra = [base[base.shape[0] - half :]]
+        else:
+            n_wrong = half // 2 if wrong_all.shape[0] else 0
+            extra = [
+                wrong_all[np.asarray(jr.randint(k_a, (n_wrong,), 0, max(wrong_all.shape[0], 1)))],
+                every_all[np.asarray(jr.randint(k_b, (half - n_wrong,), 0, every_all.shape[0]))],
+            ]
         round_pool = jnp.asarray(np.concatenate([base[: base.shape[0] - half], *extra]))
         model, round_losses = _train(model, target, jr.fold_in(k_train, round_), round_config,
                                      round_pool, on_chunk)  # fmt: skip
         losses.append(round_losses)
         census = attractor_census(model, target, key=k_census, reference=census, **orbit_settings)
-        history.append(_summary(census, round_))
+        history.append(_summary(census, round_, exponent_tolerance))
         report(history[-1])
         if _score(census) < best_score:
             best, best_score = model, _score(census)
     return best, (np.concatenate(losses) if losses else np.zeros(0, np.float32)), history
+
+
+def remedy_settings(config: TrainConfig, target: Target, *, key: Key) -> TrainConfig | None:
+    """The remedy's settings with ``"auto"`` and the default step count resolved, or None.
+
+    None when the remedy is off (``remedy_rounds=0``) or, for ``"auto"``, when the census
+    does not apply to ``target`` (`census_applies`, which looks at a few target orbits from
+    ``key`` only when ``target.attractor`` is not set). Otherwise a copy of ``config`` with
+    ``remedy_rounds`` an integer (`AUTO_REMEDY_ROUNDS` for ``"auto"``) and ``remedy_steps``
+    set (a fifth of ``steps`` when None).
+    """
+    if config.remedy_rounds == 0:
+        return None
+    if config.remedy_rounds == "auto" and not census_applies(target, key=key):
+        return None
+    return _resolved(config)
+
+
+def _resolved(config: TrainConfig) -> TrainConfig:
+    rounds = AUTO_REMEDY_ROUNDS if config.remedy_rounds == "auto" else config.remedy_rounds
+    steps = config.remedy_steps if config.remedy_steps is not None else max(1, config.steps // 5)
+    return replace(config, remedy_rounds=rounds, remedy_steps=steps)
