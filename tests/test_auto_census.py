@@ -37,26 +37,34 @@ def test_auto_is_the_default_and_resolves_by_target():
     )
 
 
-def test_auto_census_runs_after_fit_and_remedies_only_when_not_clean():
-    lorenz = ddm.make_target("lorenz")
-    # 200 steps leave a 16-neuron Lorenz network far from chaotic: the census is not clean
-    short = ddm.fit(lorenz, 16, key=jr.key(0), config=SMALL)
-    assert short.remedy is not None
-    assert short.remedy[0]["round"] == 0
-    assert not short.remedy[0]["clean"]
-    rounds = len(short.remedy) - 1
-    assert 1 <= rounds <= ddm.training.AUTO_REMEDY_ROUNDS
-    assert short.losses.size == SMALL.steps + rounds * (SMALL.steps // 5)
-    # a closed-form VDP network is clean at once: one census, no remedy step
-    vdp = ddm.make_target("vdp")
+def test_auto_census_falls_back_to_the_closed_form_only_when_not_clean():
+    vdp, lorenz = ddm.make_target("vdp"), ddm.make_target("lorenz")
+    # 200 Adam steps leave a 16-neuron VDP network without its cycle: the census is not
+    # clean, and the closed form that replaces the drift fit is
+    short = ddm.fit(vdp, 16, key=jr.key(0), config=SMALL)
+    assert [(h["stage"], h["clean"]) for h in short.remedy] == [
+        ("drift matching", False), ("closed form", True),
+    ]  # fmt: skip
+    assert short.closed_form["census_fallback"] == "lstsq"
+    plan = ddm.training.fit_plan(jr.key(0), SMALL)
+    adam = ddm.fit(vdp, 16, key=jr.key(0), config=replace(SMALL, remedy_rounds=0))
+    refit, _ = ddm.training.closed_form(
+        adam.model, vdp, adam.pool, key=plan.closed_form_key, config=SMALL
+    )
+    np.testing.assert_array_equal(np.asarray(short.model.W_s), np.asarray(refit.W_s))
+    assert short.losses.size == SMALL.steps  # no remedy step
+    # a clean census changes nothing: one census, the network as drift matching left it
     clean = ddm.fit(vdp, 32, key=jr.key(0), config=replace(SMALL, method="lstsq"))
-    assert [r["round"] for r in clean.remedy] == [0]
+    assert [h["stage"] for h in clean.remedy] == ["drift matching"]
     assert clean.remedy[0]["clean"]
-    assert clean.losses.size == 0
-    # switched off: no census at all
     off = ddm.fit(vdp, 32, key=jr.key(0), config=replace(SMALL, method="lstsq", remedy_rounds=0))
     assert off.remedy is None
     np.testing.assert_array_equal(np.asarray(off.model.W_s), np.asarray(clean.model.W_s))
+    # an explicit count: no fallback, remedy rounds on the network as it is
+    one = ddm.fit(lorenz, 16, key=jr.key(0), config=replace(SMALL, remedy_rounds=1))
+    assert [h["stage"] for h in one.remedy] == ["drift matching", "remedy round 1"]
+    assert "census_fallback" not in one.closed_form
+    assert one.losses.size == SMALL.steps + SMALL.steps // 5
 
 
 def test_fit_seeds_runs_the_census_per_network():
@@ -78,7 +86,8 @@ def test_train_reports_the_census_in_line_training_and_metrics(tmp_path):
     training = json.loads((out / "training.json").read_text())
     assert training["remedy_rounds"] == "auto"
     assert training["census"] == {
-        "clean": True, "remedy_rounds_run": 0, "mismatch": 0.0, "exponent_error": None,
+        "clean": True, "remedy_rounds_run": 0, "closed_form_fallback": False, "mismatch": 0.0,
+        "exponent_error": None,
     }  # fmt: skip
     evaluate = ["evaluate", str(out), "--trajectories", "8", "--time", "20", "--no-figures"]
     result = CliRunner().invoke(app, evaluate)
@@ -86,7 +95,7 @@ def test_train_reports_the_census_in_line_training_and_metrics(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training_census"] == training["census"]
     assert (
-        "Attractor census after training: clean (no remedy needed)."
+        "Attractor census after training: clean, no remedy needed."
         in (out / "report.md").read_text()
     )
 

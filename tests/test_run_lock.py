@@ -13,7 +13,7 @@ import ddm_jax as ddm
 from ddm_jax.cli import app
 
 LOCK = ".ddm-jax.lock"
-TINY = dict(neurons=8, steps=20, batch=16, chunk=10, sampler="box")
+TINY = dict(neurons=8, steps=20, batch=16, chunk=10, sampler="box", remedy_rounds=0)
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ class _ProgressView:
 def _census_line(r: dict) -> str:
     """One census summary of the remedy (`refine_attractors`) as a line."""
     lam = [r[f"census_lyapunov_{w}"] for w in ("network", "target")]
-    when = "after drift matching" if r["round"] == 0 else f"after remedy round {r['round']}"
+    when = f"after {r.get('stage', 'drift matching' if r['round'] == 0 else 'the remedy')}"
     exponent = f", Lyapunov exponent {lam[0]:.3f} against {lam[1]:.3f}" if None not in lam else ""
     return (
         f"census {when}: {100 * r['census_mismatch']:.0f}% of starts in another class than "
@@ -256,8 +256,5 @@ def train(
         typer.echo(_census_line(r))
     outcome = training.get("census")
     if outcome is not None:
-        rounds = outcome["remedy_rounds_run"]
-        after = "no remedy needed" if rounds == 0 else f"after {rounds} remedy round(s)"
-        state = "clean" if outcome["clean"] else "NOT clean (see ddm-jax evaluate)"
-        typer.echo(f"attractor census: {state}, {after}.")
+        typer.echo(f"attractor census: {ddm.runs.census_sentence(outcome)}")
     typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")

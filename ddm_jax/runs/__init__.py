@@ -63,5 +63,5 @@ from ._simulate import (
 )
 from ._status import run_status as run_status
 from ._target_spec import load_target as load_target
-from ._train import train_run as train_run
+from ._train import census_sentence as census_sentence, train_run as train_run
 from ._train_data import train_data_run as train_data_run

@@ -32,6 +32,7 @@ from ._folder import FIGURES, check_count, check_simulation
 from ._loading import TrainedRun, load_run
 from ._lock import holds_run_folder
 from ._simulate import residual_trace, side_by_side
+from ._train import census_sentence
 
 
 def _clean_json(metrics: dict) -> dict:
@@ -133,10 +134,7 @@ def _census_lines(outcome: dict | None) -> list[str]:
     """The training census (`census_outcome` in ``training.json``) as a report paragraph."""
     if outcome is None:
         return []
-    rounds = outcome["remedy_rounds_run"]
-    after = "no remedy needed" if rounds == 0 else f"after {rounds} remedy round(s)"
-    state = "clean" if outcome["clean"] else "NOT clean"
-    return [f"Attractor census after training: {state} ({after}).", ""]
+    return [f"Attractor census after training: {census_sentence(outcome)}", ""]
 
 
 def _figures(loaded: TrainedRun, report: FidelityReport, *, key, dt, t1, solver, trajectories):

@@ -35,7 +35,7 @@ from ..training import (
     drift_start,
     fit_plan,
     init_train_state,
-    refine_attractors,
+    remedy,
     remedy_settings,
     run_training,
     solve_noise_readout,
@@ -325,11 +325,16 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
                 last["snap"] = (state, *last["snap"][1:])
             settings = remedy_settings(config, target, key=plan.census_applies_key)
             if settings is not None:  # interrupted, a resume redoes it, bit for bit
-                state, found = _remedy(state, target, plan, settings, pool,
-                                       partial(remedy_progress, settings))  # fmt: skip
-                last["snap"] = (state, np.concatenate([last["snap"][1], found[0]]),
+                progress_of = partial(remedy_progress, settings)
+                net, remedy_losses, last["remedy"], info = remedy(
+                    state.model, target, pool, plan, config, info, settings=settings,
+                    on_round=lambda census: progress_of(census=census),
+                    on_chunk=lambda s, losses: progress_of(state=s, chunk_losses=losses),
+                )  # fmt: skip
+                state = eqx.tree_at(lambda s: s.model, state, net)
+                last["snap"] = (state, np.concatenate([last["snap"][1], remedy_losses]),
                                 last["snap"][2])  # fmt: skip
-                last["remedy"], phase = found[1], "remedy"
+                phase = "remedy"
                 checkpoint("remedy")
         if phase != "noise" and has_noise_phase:
             phase = "noise"
@@ -358,7 +363,7 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
         "train_seconds": round(total_elapsed, 3),
         "final_loss": float(np.mean(losses[-min(100, losses.size):])) if losses.size else None,
         "method": config.method,
-        **({"closed_form": info} if config.method != "adam" else {}),
+        **({"closed_form": info} if config.method != "adam" or "census_fallback" in info else {}),
         "max_abs_W_s": float(np.max(np.abs(np.asarray(model.W_s)))),
         "drift_error_monitor": float(drift_error(model, target, monitor)),
         "diffusion_error_monitor": float(diffusion_error(model, target, monitor)),
@@ -382,16 +387,20 @@ def census_outcome(history: list | None) -> dict | None:
     if not history:
         return None
     last = history[-1]
-    return {"clean": last.get("clean"), "remedy_rounds_run": len(history) - 1,
+    stages = [h.get("stage", "") for h in history]
+    return {"clean": last.get("clean"),
+            "remedy_rounds_run": sum(s.startswith("remedy round") for s in stages),
+            "closed_form_fallback": "closed form" in stages,
             "mismatch": last["census_mismatch"],
             "exponent_error": last["census_lyapunov_error"]}  # fmt: skip
 
 
-def _remedy(state, target: Target, plan, settings: TrainConfig, pool, progress):
-    """The census and remedy after drift matching, as `fit` runs them (`remedy_settings`)."""
-    model, losses, history = refine_attractors(
-        state.model, target, key=plan.remedy_key, config=settings, pool=pool,
-        on_round=lambda census: progress(census=census),
-        on_chunk=lambda state, losses: progress(state=state, chunk_losses=losses),
-    )  # fmt: skip
-    return eqx.tree_at(lambda s: s.model, state, model), (losses, history)
+def census_sentence(outcome: dict) -> str:
+    """`census_outcome` in words, for the train line and ``report.md``."""
+    state = "clean" if outcome["clean"] else "NOT clean (see ddm-jax evaluate)"
+    how = []
+    if outcome.get("closed_form_fallback"):
+        how.append("the drift fit replaced by the closed form")
+    if outcome["remedy_rounds_run"]:
+        how.append(f"{outcome['remedy_rounds_run']} remedy round(s)")
+    return f"{state}, " + (" and ".join(how) if how else "no remedy needed") + "."

@@ -43,6 +43,7 @@ from ._matching import (
 )
 from ._remedy import (
     AUTO_REMEDY_ROUNDS as AUTO_REMEDY_ROUNDS,
+    census_score as census_score,
     drift_jacobian_loss as drift_jacobian_loss,
     refine_attractors as refine_attractors,
     remedy_settings as remedy_settings,

@@ -25,7 +25,7 @@ from ..simulation import attractor_points, sample_box, shard_batch
 from ..targets import Target
 from ._closed_form import closed_form, ridge_refit
 from ._loop import TrainConfig, TrainState, init_train_state, run_training
-from ._remedy import refine_attractors, remedy_settings
+from ._remedy import census_score, refine_attractors, remedy_settings
 
 
 class FitResult(eqx.Module):
@@ -112,20 +112,65 @@ def drift_finish(
 
 
 def remedy(
-    model: LowRankRNN, target: Target, pool, plan: FitPlan, config: TrainConfig, **progress
-) -> tuple[LowRankRNN, np.ndarray, list | None]:
-    """The census after drift matching and, while it is not clean, the remedy (`fit`'s way).
+    model: LowRankRNN,
+    target: Target,
+    pool,
+    plan: FitPlan,
+    config: TrainConfig,
+    info: dict,
+    *,
+    settings: TrainConfig | None = None,
+    on_round: Callable[[dict], None] | None = None,
+    on_chunk: Callable[[TrainState, np.ndarray], None] | None = None,
+) -> tuple[LowRankRNN, np.ndarray, list | None, dict]:
+    """The census after drift matching and, where it is not clean, the remedy (`fit`'s way).
 
-    Returns the network, the remedy's losses (none when the census was clean) and the
-    census summaries (None when no census ran: ``remedy_rounds=0``, or ``"auto"`` where the
-    census does not apply). ``progress``: ``on_round``/``on_chunk`` of `refine_attractors`.
+    ``settings``: `remedy_settings` of ``config``, if already resolved. With
+    ``remedy_rounds="auto"`` and Adam, a census that is not clean first replaces the drift
+    fit by the closed form (`closed_form`, method ``"lstsq"``: measured clean on Dadras-1024
+    where Adam was not) and censuses again; remedy rounds (`refine_attractors`) run only if
+    that is not clean either, and the network with the better census (`census_score`) is
+    kept (with no remedy losses when it is the drift fit). Otherwise the
+    census and the remedy rounds run on the network as it is.
+
+    Returns the network, the remedy's losses (none when no round ran), the census summaries
+    (None when no census ran: ``remedy_rounds=0``, or ``"auto"`` where the census does not
+    apply), each with its ``stage`` (``"drift matching"``, ``"closed form"`` or
+    ``"remedy round k"``), and ``info`` with ``census_fallback`` and the closed form's choices
+    when it replaced the fit.
     """
-    settings = remedy_settings(config, target, key=plan.census_applies_key)
     if settings is None:
-        return model, np.zeros(0, np.float32), None
-    return refine_attractors(
-        model, target, key=plan.remedy_key, config=settings, pool=pool, **progress
-    )
+        settings = remedy_settings(config, target, key=plan.census_applies_key)
+    none = np.zeros(0, np.float32)
+    if settings is None:
+        return model, none, None, info
+    history = []
+
+    def labelled(first: str):
+        def label(summary: dict) -> None:
+            stage = first if summary["round"] == 0 else f"remedy round {summary['round']}"
+            history.append({"stage": stage, **summary})
+            if on_round is not None:
+                on_round(history[-1])
+
+        return label  # fmt: skip
+
+    # both censuses from the same starts (one key, cloned: the comparison is the point)
+    run = lambda net, rounds, first: refine_attractors(
+        net, target, key=jr.clone(plan.remedy_key), config=replace(settings, remedy_rounds=rounds),
+        pool=pool, on_round=labelled(first), on_chunk=on_chunk,
+    )  # fmt: skip
+    if not (config.remedy_rounds == "auto" and config.method == "adam"):
+        model, losses, _ = run(model, settings.remedy_rounds, "drift matching")
+        return model, losses, history, info
+    run(model, 0, "drift matching")
+    if history[-1]["clean"]:
+        return model, none, history, info
+    refit, chosen = closed_form(model, target, pool, key=plan.closed_form_key, config=config)
+    refit, losses, _ = run(refit, settings.remedy_rounds, "closed form")
+    if min(census_score(h) for h in history[1:]) >= census_score(history[0]):
+        return model, none, history, {**info, "census_fallback": "kept drift matching"}
+    return refit, losses, history, {**info, "census_fallback": "lstsq", **chosen}
 
 
 def adam_steps(config: TrainConfig) -> bool:
@@ -204,7 +249,7 @@ def fit(
         )  # fmt: skip
         model = state.model
     model, info = drift_finish(model, target, pool, plan, config, info)
-    model, remedy_losses, history = remedy(model, target, pool, plan, config)
+    model, remedy_losses, history, info = remedy(model, target, pool, plan, config, info)
     losses = np.concatenate([losses, remedy_losses])
     noise_losses = None
     if model.noise_readout is not None:
@@ -272,9 +317,9 @@ def fit_seeds(
     if config.remedy_rounds != 0:  # the census and remedy run per network, as in fit()
         remedied = []
         for i, p in enumerate(plans):
-            model, remedy_losses, histories[i] = remedy(
+            model, remedy_losses, histories[i], infos[i] = remedy(
                 jax.tree.map(lambda a, i=i: a[i], states.model), target,
-                None if pools is None else pools[i], p, config,
+                None if pools is None else pools[i], p, config, infos[i],
             )  # fmt: skip
             losses[i] = np.concatenate([losses[i], remedy_losses])
             remedied.append(model)

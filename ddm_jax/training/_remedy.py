@@ -76,6 +76,17 @@ def _score(census: Census) -> tuple[float, float]:
     return census.metrics["census_mismatch"], abs(error) if np.isfinite(error) else 0.0
 
 
+def census_score(summary: dict) -> tuple[float, float, float]:
+    """How far a census summary is from clean, to compare two censuses of one target.
+
+    (share of starts in another class, |exponent error|, orbit sliced Wasserstein), compared
+    in that order.
+    """
+    error, sw = summary["census_lyapunov_error"], summary["census_sw"]
+    return (summary["census_mismatch"], abs(error) if error is not None else 0.0,
+            sw if sw is not None else float("inf"))  # fmt: skip
+
+
 def _inside(points: np.ndarray, target: Target, enlarge: float) -> np.ndarray:
     half = np.asarray(target.scale) * (1 + enlarge)
     keep = np.all(np.abs(points - np.asarray(target.centre)) <= half, axis=-1)
