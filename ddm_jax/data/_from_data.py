@@ -138,7 +138,7 @@ def _pair_chunk(state: TrainState, zs, ys, key, config: TrainConfig, num: int):
     def batch_loss(model, step_key):
         idx = jr.randint(step_key, (config.batch,), 0, zs.shape[0])
         v = (zs[idx] - model.centre) / model.scale
-        pred = jax.vmap(lambda v: -v + model.W_s @ model.phi(model.Gamma @ v + model.b))(v)
+        pred = jax.vmap(model.latent_field)(v)
         return jnp.mean(jnp.sum((pred - model.tau * ys[idx] / model.scale) ** 2, -1))
 
     optim = optimiser(config, config.steps)

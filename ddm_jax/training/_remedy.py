@@ -53,7 +53,7 @@ def drift_jacobian_loss(model: LowRankRNN, target: Target, zs: Float[Array, "bat
 
     def one(z):
         v = (z - model.centre) / model.scale
-        pred = lambda v: -v + model.W_s @ model.phi(model.Gamma @ v + model.b)
+        pred = model.latent_field
         true = lambda v: model.tau * target.f(model.centre + model.scale * v) / model.scale
         value = jnp.sum((pred(v) - true(v)) ** 2)
         jac = jnp.sum((jax.jacfwd(pred)(v) - jax.jacfwd(true)(v)) ** 2)
