@@ -352,24 +352,6 @@ def fit_data(
     return DataFit(model, target, jnp.asarray(D, dtype), all_losses, noise_losses)
 
 
-def entropy_production(
-    target: Target, D: Float[Array, "k k"], zs: Float[Array, "batch k"]
-) -> Float[Array, ""]:
-    """Entropy production rate ``Phi = E_p[f^T D^-1 f + div f]`` over stationary samples ``zs``.
-
-    Valid for constant D and ``zs`` drawn from the stationary density (Theory page of the docs: the
-    cross term of the reversible and irreversible parts integrates to zero). With a learned
-    drift and D it is the EPR of the learned SDE, evaluated on the recorded states.
-    """
-    dinv = jnp.linalg.inv(D)
-
-    def one(z):
-        f = target.f(z)
-        return f @ dinv @ f + jnp.trace(jax.jacfwd(target.f)(z))
-
-    return jnp.mean(jax.vmap(one)(zs))
-
-
 def fitted_linear_drift(target: Target, zs: Float[Array, "batch k"]) -> Float[Array, "k k+1"]:
     """Least-squares affine fit ``f(z) ~ A z + a`` over ``zs``: returns ``[A | a]``.
 
