@@ -24,7 +24,7 @@ from ..network import LowRankRNN, init_network
 from ..simulation import attractor_points, sample_box, shard_batch
 from ..targets import Target
 from ._closed_form import closed_form, ridge_refit
-from ._loop import TrainConfig, TrainState, init_train_state, run_training
+from ._loop import TrainConfig, TrainState, init_train_state, noise_phase_config, run_training
 from ._remedy import census_score, refine_attractors, remedy_settings
 
 
@@ -77,7 +77,7 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
     """
     init_key, pool_key, drift_key, noise_key = jr.split(key, 4)
     noise_fit_key, noise_key = jr.split(noise_key)
-    noise_config = replace(config, sampler="box", lr=config.lr / 100, weight_decay=0.0)
+    noise_config = noise_phase_config(config)
     remedy_key = jr.fold_in(key, REMEDY_STREAM)
     closed_form_key, refit_key = jr.split(jr.fold_in(key, CLOSED_FORM_STREAM))
     census_applies_key = jr.fold_in(key, CENSUS_APPLIES_STREAM)
@@ -157,8 +157,9 @@ def remedy(
 
     # both censuses from the same starts (one key, cloned: the comparison is the point)
     run = lambda net, rounds, first: refine_attractors(
-        net, target, key=jr.clone(plan.remedy_key), config=replace(settings, remedy_rounds=rounds),
-        pool=pool, on_round=labelled(first), on_chunk=on_chunk,
+        net, target, key=jr.clone(plan.remedy_key),
+        config=replace(settings, remedy_rounds=rounds), pool=pool, on_round=labelled(first),
+        on_chunk=on_chunk,
     )  # fmt: skip
     if not (config.remedy_rounds == "auto" and config.method == "adam"):
         model, losses, _ = run(model, settings.remedy_rounds, "drift matching")
