@@ -28,6 +28,7 @@ class _ProgressView:
     def __init__(self, console: Console):
         self.console = console
         self.reports = 0
+        self.censuses = 0  # census lines shown as they were made
         self.tasks: dict[str, int] = {}
         self.bar = None
         if console.is_terminal:
@@ -50,6 +51,7 @@ class _ProgressView:
     def __call__(self, p: "ddm.runs.TrainProgress"):
         self.reports += 1
         if p.census is not None:  # the remedy's census: one line each, as it is made
+            self.censuses += 1
             line = _census_line(p.census)
             self.console.print(line) if self.bar is not None else typer.echo(line, err=True)
             return
@@ -252,7 +254,7 @@ def train(
         f"relative drift error {100 * training['drift_error_monitor']:.3f}%, diffusion error "
         f"{100 * training['diffusion_error_monitor']:.3f}%."
     )
-    for r in training.get("remedy", []):
+    for r in training.get("remedy", [])[view.censuses :]:  # those not shown as they came
         typer.echo(_census_line(r))
     outcome = training.get("census")
     if outcome is not None:
