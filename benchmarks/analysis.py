@@ -75,10 +75,11 @@ def epr_row(system, target, model, key) -> dict:
         t, n = estimates["target", how], estimates["network", how]
         # paired: trajectory i of both sides starts at the same state with the same increments
         diffs = np.asarray(n.groups, float) - np.asarray(t.groups, float)
-        half = 1.96 * diffs.std(ddof=1) / np.sqrt(diffs.size)
+        z = ddm.analysis.quantile95()  # the normal 95% quantile
+        half = z * diffs.std(ddof=1) / np.sqrt(diffs.size)
         row[f"difference_{how}"] = (n.value - t.value) / t.value
         row[f"interval_{how}"] = half / t.value  # 95% half-width of the difference, relative
-        row[f"interval_unpaired_{how}"] = 1.96 * np.hypot(t.stderr, n.stderr) / t.value
+        row[f"interval_unpaired_{how}"] = z * np.hypot(t.stderr, n.stderr) / t.value
         row[f"covered_{how}"] = bool(abs(n.value - t.value) <= half)
     few = ddm.simulate_network(model, z0s[:2], key=k_pca, t1=20.0, dt=DT, save_dt=0.01,
                                keep_neurons=True)  # fmt: skip
@@ -236,7 +237,7 @@ def plot(rows, path) -> None:
     x = np.arange(len(rows))
     for i, who in enumerate(("target", "network")):
         axes[0].bar(x + 0.4 * i - 0.2, [r[f"{who}_samples"]["value"] for r in rows], 0.4,
-                    yerr=[1.96 * r[f"{who}_samples"]["stderr"] for r in rows],
+                    yerr=[ddm.analysis.quantile95() * r[f"{who}_samples"]["stderr"] for r in rows],
                     label=who)  # fmt: skip
     axes[0].set_yscale("log")
     axes[0].set_xticks(x, [f"{r['system']}-{r['n']}" for r in rows])

@@ -10,7 +10,7 @@ without the Richardson bias correction, and StochasticForceInference (``SFI``, o
 Reported: relative L2 drift error on held-out attractor points and the relative Frobenius
 error of the constant D; for ddm-jax's corrected fit also the network simulated against the
 *true* target (`ddm.fidelity_report`: sliced Wasserstein, mean and covariance), the entropy
-production of the learned SDE (`ddm.data.entropy_production`) against the truth, and a case of
+production of the learned SDE (`ddm.analysis.epr_from_samples`) against the truth, and a case of
 state-dependent noise (``G = sigma diag(sqrt(1 + z^2))``). Default JAX device, float32.
 Writes results/from_data.{json,md,png}.
 
@@ -118,11 +118,11 @@ def run_case(name, params, dt, time_units, n, sim_dt, degree, *, trajectories, c
         row["drift_sfi"] = rel_drift(sfi[0], f_true)
         row["D_sfi"] = rel_d(sfi[1], d_true)
         row["sfi_degree"], row["seconds_sfi"] = degree, sfi[2]
-    samples = jnp.asarray(data.reshape(-1, data.shape[-1])[::10], jnp.float32)
+    samples = jnp.asarray(data[:, ::10], jnp.float32)  # (trajectories, times, k)
     if name in ("ou", "cycling_wells"):
-        row["epr_learned"] = float(ddm.data.entropy_production(fit.target, fit.D, samples))
+        row["epr_learned"] = ddm.analysis.epr_from_samples(fit.target.f, fit.D, samples).value
         d = jnp.asarray(d_true, jnp.float32)
-        row["epr_true_on_data"] = float(ddm.data.entropy_production(target, d, samples))
+        row["epr_true_on_data"] = ddm.analysis.epr_from_samples(target.f, d, samples).value
         if name == "ou":
             B = np.asarray(target.args["B"], float)
             S = np.asarray(

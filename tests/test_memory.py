@@ -81,8 +81,10 @@ def test_exact_epr_scales_as_alpha_squared():
     assert ddm.memory.exact_epr(ddm.make_target("rotating_wells")) is None
 
 
-def test_sample_epr_on_a_linear_cycle(key):
+def test_cycling_epr_estimator_on_a_linear_cycle(key):
     """``f = -(I + a J) z``, ``D = T I``: p = N(0, T I) and the EPR is exactly ``2 a^2``.
+
+    The estimator `cycling` uses (`analysis.epr_from_samples` with ``D = T I``).
 
     20,000 exact stationary samples (100 blocks of 200); the estimate must lie within 4
     standard errors (its own) of the exact value.
@@ -91,7 +93,8 @@ def test_sample_epr_on_a_linear_cycle(key):
     J = jnp.array([[0.0, -1.0], [1.0, 0.0]])
     drift = lambda z: -(jnp.eye(2) + a * J) @ z
     zs = jnp.sqrt(temperature) * jr.normal(key, (100, 200, 2))
-    epr, se = ddm.memory.sample_epr(drift, zs, temperature)
+    estimate = ddm.analysis.epr_from_samples(drift, temperature * jnp.eye(2), zs)
+    epr, se = estimate.value, estimate.stderr
     assert abs(epr - 2 * a**2) < 4 * se
     assert se < 0.1  # informative
 

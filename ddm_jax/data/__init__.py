@@ -28,7 +28,6 @@ from ._dsr_measures import (
 from ._from_data import (
     DataFit as DataFit,
     check_data as check_data,
-    entropy_production as entropy_production,
     fit_data as fit_data,
     fitted_linear_drift as fitted_linear_drift,
     learned_target as learned_target,

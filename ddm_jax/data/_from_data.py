@@ -48,8 +48,10 @@ from ..training import (
     anchored_layer,
     drift_params,
     init_train_state,
+    noise_phase_config,
     optimiser,
     optimiser_steps,
+    run_chunks,
     run_training,
     solve_noise_readout,
 )
@@ -113,18 +115,6 @@ _REMEDIES = (
 )
 
 
-def _check_drift_fit(losses: np.ndarray, config: TrainConfig) -> None:
-    """A one-line `FloatingPointError` when the drift fit diverged, saying what was seen."""
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        seen = f"{losses[bad[0] - 1]:.3g} at step {bad[0]}" if bad[0] else "none"
-        raise FloatingPointError(
-            f"The drift fit to the data diverged: the loss became non-finite at step "
-            f"{bad[0] + 1} of {losses.size} (first loss {losses[0]:.3g}, last finite "
-            f"{seen}). {_REMEDIES.format(lr=config.lr)}"
-        )
-
-
 def drift_targets(inc: Increments, correct: bool) -> np.ndarray:
     """The regression targets y: ``dz1 / dt``, or the Richardson ``2 dz1/dt - dz2/(2 dt)``."""
     if not correct:
@@ -132,20 +122,43 @@ def drift_targets(inc: Increments, correct: bool) -> np.ndarray:
     return 2 * inc.dz1 / inc.dt - inc.dz2 / (2 * inc.dt)
 
 
-def _pair_chunk(state: TrainState, zs, ys, key, config: TrainConfig, num: int):
-    """``num`` steps of the drift loss on random batches of the pairs ``(zs, ys)``."""
+def _pair_chunk(state: TrainState, zs, ys, key, config: TrainConfig, num: int, schedule_steps):
+    """``num`` steps of the drift loss on random batches of the pairs ``(zs, ys)``.
+
+    The learning rate follows the cosine schedule of ``config`` over ``schedule_steps``.
+    """
 
     def batch_loss(model, step_key):
         idx = jr.randint(step_key, (config.batch,), 0, zs.shape[0])
         v = (zs[idx] - model.centre) / model.scale
-        pred = jax.vmap(lambda v: -v + model.W_s @ model.phi(model.Gamma @ v + model.b))(v)
+        pred = jax.vmap(model.latent_field)(v)
         return jnp.mean(jnp.sum((pred - model.tau * ys[idx] / model.scale) ** 2, -1))
 
-    optim = optimiser(config, config.steps)
+    optim = optimiser(config, schedule_steps)
     return optimiser_steps(state, optim, drift_params, batch_loss, key, num)
 
 
 _train_pairs = eqx.filter_jit(_pair_chunk)
+
+
+def _fit_pairs(model: LowRankRNN, zs, ys, *, key, config: TrainConfig, steps: int, on_chunk):
+    """``steps`` Adam steps of the drift loss on the pairs ``(zs, ys)`` (`run_chunks`).
+
+    Raises:
+        FloatingPointError: when the loss becomes non-finite, in one line: the step, the
+            first and last finite losses and both remedies (the learning rate, the data).
+    """
+    dtype = model.W_s.dtype
+    zs_dev, ys_dev = jnp.asarray(zs, dtype), jnp.asarray(ys, dtype)
+
+    def advance(state, num):
+        return _train_pairs(state, zs_dev, ys_dev, key, config, num, steps)
+
+    return run_chunks(
+        init_train_state(model, config), advance, total_steps=steps, chunk=config.chunk,
+        phase="The drift fit to the data", lr=config.lr,
+        remedy=_REMEDIES.format(lr=config.lr), on_chunk=on_chunk,
+    )  # fmt: skip
 
 
 RIDGES = (1e-8, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -229,7 +242,7 @@ def _fit_state_noise(model, inc: Increments, correct, box, *, key, config):
     )
     k_fit, k_train = jr.split(key)
     noisy = solve_noise_readout(model, field, key=k_fit, config=config)
-    noise_config = TrainConfig(**{**config.to_dict(), "sampler": "box", "lr": config.lr / 100})
+    noise_config = noise_phase_config(config)
     state, losses = run_training(
         init_train_state(noisy, noise_config, noise=True), field, key=k_train,
         config=noise_config, noise=True,
@@ -291,6 +304,8 @@ def fit_data(
 
     Raises:
         ValueError: for bad trajectories or dt, or too few increments for ``n``.
+        FloatingPointError: when the drift fit diverges (checked after every chunk): the
+            step, the losses seen and both remedies (the learning rate, the data).
     """
     config = TrainConfig() if config is None else config
     segments, inc = check_data(data, dt, n, correct=correct)
@@ -309,17 +324,9 @@ def fit_data(
         model = eqx.tree_at(lambda m: (m.Gamma, m.b), model,
                             (jnp.asarray(gamma, dtype), jnp.asarray(b, dtype)))  # fmt: skip
     ys = drift_targets(inc, correct)
-    zs_dev, ys_dev = jnp.asarray(inc.z, dtype), jnp.asarray(ys, dtype)
-    state = init_train_state(model, config)
-    losses = [np.zeros(0, np.float32)]
-    while adam_steps(config) and (done := int(state.step)) < config.steps:
-        num = min(config.chunk, config.steps - done)
-        state, chunk = _train_pairs(state, zs_dev, ys_dev, k_train, config, num)
-        losses.append(np.asarray(chunk))
-        if on_chunk is not None:
-            on_chunk(state, losses[-1])
-    all_losses = np.concatenate(losses)
-    _check_drift_fit(all_losses, config)
+    steps = config.steps if adam_steps(config) else 0
+    state, all_losses = _fit_pairs(model, inc.z, ys, key=k_train, config=config, steps=steps,
+                                   on_chunk=on_chunk)  # fmt: skip
     model = state.model
     if refit or config.method != "adam":
         model = refit_readout(model, inc.z, ys)
@@ -343,24 +350,6 @@ def fit_data(
     z0 = np.median(np.concatenate(segments), axis=0)
     target = learned_target(model, z0=z0, name=name)
     return DataFit(model, target, jnp.asarray(D, dtype), all_losses, noise_losses)
-
-
-def entropy_production(
-    target: Target, D: Float[Array, "k k"], zs: Float[Array, "batch k"]
-) -> Float[Array, ""]:
-    """Entropy production rate ``Phi = E_p[f^T D^-1 f + div f]`` over stationary samples ``zs``.
-
-    Valid for constant D and ``zs`` drawn from the stationary density (Theory page of the docs: the
-    cross term of the reversible and irreversible parts integrates to zero). With a learned
-    drift and D it is the EPR of the learned SDE, evaluated on the recorded states.
-    """
-    dinv = jnp.linalg.inv(D)
-
-    def one(z):
-        f = target.f(z)
-        return f @ dinv @ f + jnp.trace(jax.jacfwd(target.f)(z))
-
-    return jnp.mean(jax.vmap(one)(zs))
 
 
 def fitted_linear_drift(target: Target, zs: Float[Array, "batch k"]) -> Float[Array, "k k+1"]:

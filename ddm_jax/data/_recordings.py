@@ -59,14 +59,13 @@ import numpy as np
 from .._custom_types import Key
 from ..network import init_network
 from ..targets import from_callables
-from ..training import TrainConfig, init_train_state
+from ..training import TrainConfig
 from ._data import Increments, _check_dt, data_box, load_trajectories, trajectory_segments
 from ._data_diffusion import increment_means
 from ._from_data import (
     MIN_PAIRS_PER_NEURON,
     DataFit,
-    _check_drift_fit,
-    _train_pairs,
+    _fit_pairs,
     _unit_noise,
     _zero,
     fit_data,
@@ -237,17 +236,8 @@ def _fit_noisy(segments, dt, n, R, *, key, config, tau, name, on_chunk, simex):
     k_init, k_train, k_simex = jr.split(key, 3)
     model = init_network(box_target, n, key=k_init, tau=tau)
     dtype = model.W_s.dtype
-    state = init_train_state(model, config)
-    zs_dev, ys_dev = jnp.asarray(zs, dtype), jnp.asarray(ys, dtype)
-    losses = []
-    while (done := int(state.step)) < config.steps:
-        num = min(config.chunk, config.steps - done)
-        state, chunk = _train_pairs(state, zs_dev, ys_dev, k_train, config, num)
-        losses.append(np.asarray(chunk))
-        if on_chunk is not None:
-            on_chunk(state, losses[-1])
-    all_losses = np.concatenate(losses)
-    _check_drift_fit(all_losses, config)
+    state, all_losses = _fit_pairs(model, zs, ys, key=k_train, config=config,
+                                   steps=config.steps, on_chunk=on_chunk)  # fmt: skip
     model = refit_readout(state.model, zs, ys)
     if simex:
         rng = np.random.default_rng(int(jr.randint(k_simex, (), 0, 2**31 - 1)))

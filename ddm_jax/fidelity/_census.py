@@ -30,7 +30,7 @@ from .._custom_types import Key
 from ..network import LowRankRNN
 from ..simulation import attractor_points, rk4_step
 from ..targets import Target
-from ._statistics import projections, spread
+from ._statistics import sliced_wasserstein, spread
 
 FIXED, PERIODIC, CHAOTIC = 0, 1, 2
 CLASSES = ("fixed point", "periodic", "chaotic")
@@ -138,18 +138,6 @@ def orbit_census(
 # ---------------------------------------------------------------- network against target
 
 
-def _sliced_wasserstein(a, b) -> float:
-    """`sliced_wasserstein` (same projections and formula), sorted by NumPy.
-
-    XLA's CPU sort takes ~10 s for the census's 2 x 48,000 states x 128 projections on a
-    2-core machine, NumPy's well under a second.
-    """
-    dirs = np.asarray(projections(a.shape[1]), dtype=np.float64)
-    pa = np.sort(np.asarray(a, dtype=np.float64) @ dirs.T, axis=0)
-    pb = np.sort(np.asarray(b, dtype=np.float64) @ dirs.T, axis=0)
-    return float(np.sqrt(np.mean((pa - pb) ** 2)))
-
-
 @dataclass
 class Census:
     """The census of a network against its target, from the same starts.
@@ -236,7 +224,7 @@ def attractor_census(
         ref = run(target.f, z0s)
         r = fold(flat(ref))
         null = run(target.f, attractor_points(target, key=k_null, num=starts))
-        sw_null = _sliced_wasserstein(fold(flat(null)), r) / spread(r)
+        sw_null = sliced_wasserstein(fold(flat(null)), r, host=True) / spread(r)
     else:
         z0s, ref, sw_null = reference.starts, reference.target, reference.metrics["census_sw_null"]
         r = fold(flat(ref))
@@ -246,6 +234,7 @@ def attractor_census(
     census = Census(net, ref, {}, z0s, {"starts": z0s.shape[0], **orbit_settings})
     lam_net, lam_net_std = _chaotic_moments(net)
     lam_ref, lam_ref_std = _chaotic_moments(ref)
+    finite = np.all(np.isfinite(a))
     census.metrics.update({
         "census_starts": float(z0s.shape[0]),
         "census_mismatch": float(census.mismatched.mean()),
@@ -257,7 +246,7 @@ def attractor_census(
         "census_lyapunov_target": lam_ref,
         "census_lyapunov_target_std": lam_ref_std,
         "census_lyapunov_error": lam_net / lam_ref - 1,
-        "census_sw": _sliced_wasserstein(a, r) / scale if np.all(np.isfinite(a)) else np.inf,
+        "census_sw": sliced_wasserstein(a, r, host=True) / scale if finite else np.inf,
         "census_sw_null": sw_null,
     })  # fmt: skip
     return census

@@ -13,7 +13,6 @@ from ._memory import (
     memory_experiments as memory_experiments,
     preferred_direction as preferred_direction,
     recall as recall,
-    sample_epr as sample_epr,
     switching as switching,
 )
 from ._wells import (

@@ -22,6 +22,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Key
+from ..analysis import epr_from_samples
 from ..network import LowRankRNN
 from ..simulation import cue, pulse, simulate_network, simulate_target
 from ..targets import Target
@@ -248,19 +249,6 @@ def preferred_direction(target: Target) -> int:
     return 1
 
 
-def sample_epr(drift, zs, temperature: float) -> tuple[float, float]:
-    """``E[|f|^2 / T + div f]`` over stationary samples ``zs (B, S, k)``: (mean, std. error).
-
-    The standard error treats the B trajectories as independent and their S samples as one
-    (correlated) block each.
-    """
-    one = lambda z: jnp.sum(drift(z) ** 2) / temperature + jnp.trace(jax.jacfwd(drift)(z))
-    flat = zs.reshape(-1, zs.shape[-1])
-    values = jax.jit(lambda z: jax.lax.map(one, z, batch_size=4096))(flat)
-    per_traj = np.asarray(values.reshape(zs.shape[:2]).mean(1), dtype=float)
-    return float(per_traj.mean()), float(per_traj.std(ddof=1) / np.sqrt(per_traj.size))
-
-
 def cycling(
     target: Target, *, key: Key, model: LowRankRNN | None = None, trajectories: int = 2000,
     t1: float = 200.0, burn_in: float = 10.0, dt: float = 0.005, save_dt: float = 0.02,
@@ -273,11 +261,17 @@ def cycling(
     statistics count from ``burn_in`` on. The ensemble is simulated in batches of ``chunk``
     trajectories, to bound memory; each batch has its own key, so the noise of a trajectory
     depends on ``chunk`` (target and network with the same settings share it). The EPR is
-    the sample estimator (docs: Theory) on states every ``epr_every`` time units after the
-    burn-in, with the drift of ``model`` when given (its read-out drift) and the target's
-    otherwise.
+    the sample estimator (`epr_from_samples` with ``D = T I``; docs: Theory) on states every
+    ``epr_every`` time units after the burn-in, with the drift of ``model`` when given (its
+    read-out drift) and the target's otherwise. At least 2 trajectories: the standard
+    errors are over trajectories.
     """
     _check_protocol(trajectories, dt, t1=t1, burn_in=burn_in, save_dt=save_dt)
+    if trajectories < 2:
+        raise ValueError(
+            f"Expected at least 2 trajectories (the standard errors are over trajectories); "
+            f"got {trajectories}."
+        )
     if not 0 <= burn_in < t1:
         raise ValueError(f"Expected 0 <= burn_in < t1; got burn_in={burn_in}, t1={t1}.")
     centres, width = well_geometry(target)
@@ -306,12 +300,13 @@ def cycling(
     per_traj = np.concatenate(totals) / (t1 - burn_in)
     temperature = _temperature(target)
     drift = target.f if model is None else model.target_drift
-    epr, epr_se = sample_epr(drift, jnp.concatenate(samples), temperature)
+    noise = temperature * jnp.eye(target.dim)  # D = T I
+    epr = epr_from_samples(drift, noise, jnp.concatenate(samples))
     return CyclingResult(
         forward, backward, other, preferred, good / max(forward + backward, 1), float(low),
         float(high), float(per_traj.mean()), float(per_traj.std(ddof=1) / np.sqrt(trajectories)),
         dwell / max(dwell_n, 1), occ / trajectories,
-        None if target.potential is None else boltzmann_occupancy(target), epr, epr_se,
+        None if target.potential is None else boltzmann_occupancy(target), epr.value, epr.stderr,
         exact_epr(target),
     )  # fmt: skip
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from ..analysis import quantile95
 from ..targets import Target
 
 
@@ -134,8 +135,11 @@ def well_occupancy(labels: Int[Array, "B T"], num_wells: int) -> Float[Array, " 
     return counts / jnp.maximum(counts.sum(), 1)
 
 
-def wilson_interval(successes, trials, z: float = 1.96):
-    """Wilson score interval of a binomial proportion (95% for ``z = 1.96``): ``(low, high)``.
+def wilson_interval(successes, trials, z: float = quantile95()):
+    """Wilson score interval of a binomial proportion: ``(low, high)``.
+
+    ``z``: the normal quantile of the interval's level, by default the 95% one
+    (`quantile95`, 1.95996).
 
     Better than ``p +- z sqrt(p (1 - p) / n)`` near 0 and 1, where that one collapses to a
     point.

@@ -134,9 +134,17 @@ class LowRankRNN(eqx.Module):
         return self.centre + self.scale * v
 
     # ---------------------------------------------------------------- dynamics
+    def latent_field(self, v: LatentVec) -> LatentVec:
+        """``-v + W_s phi(Gamma v + b)``: the latent velocity in units of tau, ``tau dv/dt``.
+
+        The one place the perceptron's drift is written: the drift loss matches it to
+        ``tau S^-1 f(c + S v)``, `latent_drift` divides it by tau.
+        """
+        return -v + self.W_s @ self.phi(self.Gamma @ v + self.b)
+
     def latent_drift(self, v: LatentVec) -> LatentVec:
         """``(-v + W_s phi(Gamma v + b)) / tau``: the network's drift in coordinates v."""
-        return (-v + self.W_s @ self.phi(self.Gamma @ v + self.b)) / self.tau
+        return self.latent_field(v) / self.tau
 
     def target_drift(self, z: LatentVec) -> LatentVec:
         """The network's latent drift in target coordinates z (compare with ``f(z)``)."""

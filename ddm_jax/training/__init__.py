@@ -20,8 +20,10 @@ from ._loop import (
     drift_params as drift_params,
     init_train_state as init_train_state,
     noise_params as noise_params,
+    noise_phase_config as noise_phase_config,
     optimiser as optimiser,
     optimiser_steps as optimiser_steps,
+    run_chunks as run_chunks,
     run_training as run_training,
     train_chunk as train_chunk,
 )

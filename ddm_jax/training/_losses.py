@@ -18,8 +18,7 @@ def drift_loss(model: LowRankRNN, target: Target, zs: Float[Array, "batch k"]) -
 
     def one(z):
         v = (z - model.centre) / model.scale
-        pred = -v + model.W_s @ model.phi(model.Gamma @ v + model.b)
-        return jnp.sum((pred - model.tau * target.f(z) / model.scale) ** 2)
+        return jnp.sum((model.latent_field(v) - model.tau * target.f(z) / model.scale) ** 2)
 
     return jnp.mean(jax.vmap(one)(zs))
 

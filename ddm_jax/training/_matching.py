@@ -10,7 +10,6 @@ loss ``|| Ghat Ghat^T - tau^2 S^-1 G G^T S^-1 ||_F^2``.
 
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import equinox as eqx
 import jax
@@ -24,7 +23,7 @@ from ..network import LowRankRNN, init_network
 from ..simulation import attractor_points, sample_box, shard_batch
 from ..targets import Target
 from ._closed_form import closed_form, ridge_refit
-from ._loop import TrainConfig, TrainState, init_train_state, run_training
+from ._loop import TrainConfig, TrainState, init_train_state, noise_phase_config, run_training
 from ._remedy import refine_attractors, remedy_settings
 
 
@@ -77,7 +76,7 @@ def fit_plan(key: Key, config: TrainConfig) -> FitPlan:
     """
     init_key, pool_key, drift_key, noise_key = jr.split(key, 4)
     noise_fit_key, noise_key = jr.split(noise_key)
-    noise_config = replace(config, sampler="box", lr=config.lr / 100, weight_decay=0.0)
+    noise_config = noise_phase_config(config)
     remedy_key = jr.fold_in(key, REMEDY_STREAM)
     closed_form_key, refit_key = jr.split(jr.fold_in(key, CLOSED_FORM_STREAM))
     census_applies_key = jr.fold_in(key, CENSUS_APPLIES_STREAM)

@@ -36,7 +36,7 @@ from ..fidelity import Census, attractor_census, census_applies
 from ..network import LowRankRNN
 from ..simulation import attractor_points
 from ..targets import Target
-from ._loop import TrainConfig, TrainState, drift_params, init_train_state, train_chunk
+from ._loop import TrainConfig, TrainState, drift_params, init_train_state, run_chunks, train_chunk
 
 AUTO_REMEDY_ROUNDS = 4  # the most ``remedy_rounds="auto"`` runs (all five Dadras seeds: <= 4)
 REMEDY_LR_FRACTION = 0.1  # a restart at the full rate undoes much of the fit first
@@ -54,7 +54,7 @@ def drift_jacobian_loss(model: LowRankRNN, target: Target, zs: Float[Array, "bat
 
     def one(z):
         v = (z - model.centre) / model.scale
-        pred = lambda v: -v + model.W_s @ model.phi(model.Gamma @ v + model.b)
+        pred = model.latent_field
         true = lambda v: model.tau * target.f(model.centre + model.scale * v) / model.scale
         value = jnp.sum((pred(v) - true(v)) ** 2)
         jac = jnp.sum((jax.jacfwd(pred)(v) - jax.jacfwd(true)(v)) ** 2)
@@ -83,19 +83,18 @@ def _inside(points: np.ndarray, target: Target, enlarge: float) -> np.ndarray:
 
 
 def _train(model, target, key, config, pool, on_chunk=None):
-    """``config.steps`` steps of `drift_jacobian_loss` from a fresh Adam state."""
-    state, losses = init_train_state(model, config), []
-    for done in range(0, config.steps, config.chunk):
-        num = min(config.chunk, config.steps - done)
-        state, chunk_losses = train_chunk(
-            state, target, pool, key, config, drift_jacobian_loss, drift_params, num
-        )
-        losses.append(np.asarray(chunk_losses))
-        if on_chunk is not None:
-            on_chunk(state, losses[-1])
-    losses = np.concatenate(losses)
-    if not np.all(np.isfinite(losses)):
-        raise FloatingPointError("Training diverged in the remedy: non-finite loss.")
+    """``config.steps`` steps of `drift_jacobian_loss` from a fresh Adam state (`run_chunks`)."""
+
+    def advance(state, num):
+        return train_chunk(state, target, pool, key, config, drift_jacobian_loss, drift_params,
+                           num, config.steps)  # fmt: skip
+
+    state, losses = run_chunks(
+        init_train_state(model, config), advance, total_steps=config.steps, chunk=config.chunk,
+        phase="Drift matching in the spurious-attractor remedy", lr=config.lr,
+        remedy=f"Try a smaller learning rate (the remedy's, {config.lr:g}, is "
+        f"{REMEDY_LR_FRACTION:g} of TrainConfig.lr).", on_chunk=on_chunk,
+    )  # fmt: skip
     return state.model, losses
 
 
@@ -140,7 +139,7 @@ def refine_attractors(
     base = np.asarray(pool if pool is not None else attractor_points(target, key=k_pool))
     half = base.shape[0] // 2
     round_config = replace(
-        config, steps=config.remedy_steps, noise_steps=config.remedy_steps,
+        config, steps=config.remedy_steps,
         lr=config.lr * REMEDY_LR_FRACTION, sampler=REMEDY_SAMPLER,
     )  # fmt: skip
     wrong, every, losses = [], [], []
