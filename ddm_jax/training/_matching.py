@@ -22,7 +22,7 @@ from .._custom_types import Key
 from ..network import LowRankRNN, init_network
 from ..simulation import attractor_points, sample_box, shard_batch
 from ..targets import Target
-from ._closed_form import closed_form, ridge_refit
+from ._closed_form import closed_form, ridge_refit, ridge_solve
 from ._loop import TrainConfig, TrainState, init_train_state, noise_phase_config, run_training
 from ._remedy import refine_attractors, remedy_settings
 
@@ -153,9 +153,7 @@ def solve_noise_readout(
     features = np.concatenate([np.ones((num, 1)), np.asarray(hidden, float)], axis=1)
     g = jax.vmap(lambda z: model.tau * target.g(z) / model.scale[:, None])(zs)
     values = np.asarray(g, float).reshape(num, -1)
-    gram = features.T @ features
-    ridge = 1e-10 * np.trace(gram) / gram.shape[0]
-    coef = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), features.T @ values)
+    coef = ridge_solve(features.T @ features, features.T @ values, 1e-10)
     dtype = model.noise_const.dtype
     return eqx.tree_at(
         lambda m: (m.noise_const, m.noise_readout),
