@@ -111,6 +111,45 @@ COLUMNS = {
         ("reason", "reason", ""),
     ],
 }  # fmt: skip
+COLUMNS |= {  # a result with "parts": one table a part, its columns under "NAME/PART"
+    "closed_form/census": [
+        ("system", "system", ""), ("n", "n", ""), ("seed", "seed", ""), ("starts", "starts", ""),
+        ("train_s", "train (s)", "s"), ("drift_error_attractor", "drift err. attractor", "%"),
+        ("max_abs_W_s", "max abs W_s", "g"), ("mismatch", "other class", "%"),
+        ("lyapunov_network", "exponent net", "g"), ("lyapunov_target", "exponent target", "g"),
+        ("lyapunov_error", "exponent err.", "%"), ("sw", "orbit SW", "%"),
+        ("sw_null", "orbit SW null", "%"), ("clean", "clean", ""),
+    ],
+    "closed_form/statistics": [
+        ("system", "system", ""), ("n", "n", ""), ("method", "method", ""),
+        ("report_key", "report key", ""),
+        ("train_s", "train (s)", "s"), ("census", "census", ""),
+        ("drift_error_attractor", "drift err. attractor", "%"), ("sw", "SW / spread", "%"),
+        ("sw_null", "SW null", "%"), ("mean_error", "mean err.", "%"),
+        ("mean_error_null", "mean null", "%"), ("cov_error", "cov. err.", "%"),
+        ("cov_error_null", "cov. null", "%"), ("lyapunov_network", "exponent net", "g"),
+        ("lyapunov_target", "exponent target", "g"), ("period_network", "period net", "g"),
+        ("period_target", "period target", "g"),
+    ],
+    "closed_form/paths": [
+        ("path", "path", ""), ("target", "target", ""), ("n", "n", ""), ("method", "method", ""),
+        ("train_s", "time (s)", "s"), ("drift_error_attractor", "drift err. attractor", "%"),
+        ("drift_error_cycle", "drift err. cycle", "%"),
+        ("diffusion_error_attractor", "diffusion err. attractor", "%"),
+        ("diffusion_error_cycle", "diffusion err. cycle", "%"),
+        ("max_abs_W_s", "max abs W_s", "g"), ("census", "census", ""),
+    ],
+    "closed_form/scaling": [
+        ("n", "n", ""), ("points", "fit points", ""), ("closed_form_s", "closed form (s)", "s"),
+        ("drift_error_attractor", "drift err. attractor", "%"),
+        ("max_abs_W_s", "max abs W_s", "g"), ("peak_rss_mb", "peak RSS (MB)", "g"),
+    ],
+    "closed_form/cli": [
+        ("system", "system", ""), ("n", "n", ""), ("method", "method", ""),
+        ("repeat", "run", ""), ("wall_s", "wall (s)", "s"), ("train_s", "train_seconds", "s"),
+        ("drift_error_monitor", "monitor drift err.", "%"),
+    ],
+}  # fmt: skip
 COLUMNS["census-dadras"] = COLUMNS["census"]
 COLUMNS["recordings-lorenz"] = COLUMNS["recordings"]
 SCRIPT = {"census-dadras": "census", "recordings-lorenz": "recordings"}  # result -> script
@@ -257,6 +296,13 @@ def page(name: str, data: dict) -> str:
         lines += ["Default path only; the anchors and baselines are in the JSON file.", ""]
     if rows:
         lines += table(rows, COLUMNS.get(base))
+    if verdicts := data.get("acceptance"):
+        lines += ["Acceptance:", "", "| criterion | measured | met |", "|---|---|---|"]
+        lines += [f"| {v['criterion']} | {v['measured']} | {'yes' if v['met'] else 'no'} |"
+                  for v in verdicts] + [""]  # fmt: skip
+    for part, part_rows in (data.get("parts") or {}).items():
+        if part_rows:
+            lines += [f"**{part}**", ""] + table(part_rows, COLUMNS.get(f"{base}/{part}"))
     if isinstance(data.get("summary"), dict):
         lines += ["Summary:", ""] + [f"- `{k}`: {fmt(v, 'g') if not isinstance(v, dict) else v}"
                                      for k, v in data["summary"].items()] + [""]  # fmt: skip

@@ -51,6 +51,7 @@ from ..training import (
     noise_phase_config,
     optimiser,
     optimiser_steps,
+    ridge_solve,
     run_chunks,
     run_training,
     solve_noise_readout,
@@ -182,12 +183,7 @@ def _normal_equations(model: LowRankRNN, zs, values, *, constant: bool, held: in
     return sums
 
 
-def _solve(gram, rhs, ridge: float):
-    reg = ridge * np.trace(gram) / gram.shape[0]
-    return np.linalg.solve(gram + reg * np.eye(gram.shape[0]), rhs)
-
-
-def _ridge_solve(model: LowRankRNN, zs, values, *, constant: bool):
+def _held_out_ridge_solve(model: LowRankRNN, zs, values, *, constant: bool):
     """Least squares with the ridge that predicts held-out blocks best, refitted on all.
 
     One block of pairs in five is held out; the ridge is relative to the mean feature energy.
@@ -196,11 +192,11 @@ def _ridge_solve(model: LowRankRNN, zs, values, *, constant: bool):
                                                        held=5)  # fmt: skip
 
     def held_out_loss(ridge):
-        w = _solve(g_fit, r_fit, ridge)
+        w = ridge_solve(g_fit, r_fit, ridge)
         return np.sum(w * (g_val @ w)) - 2 * np.sum(w * r_val)
 
     best = min(RIDGES, key=held_out_loss)
-    return _solve(g_fit + g_val, r_fit + r_val, best)
+    return ridge_solve(g_fit + g_val, r_fit + r_val, best)
 
 
 def refit_readout(model: LowRankRNN, zs, ys) -> LowRankRNN:
@@ -213,7 +209,7 @@ def refit_readout(model: LowRankRNN, zs, ys) -> LowRankRNN:
     """
     v = (zs - np.asarray(model.centre)) / np.asarray(model.scale)
     rhs = float(model.tau) * ys / np.asarray(model.scale) + v
-    coef = _ridge_solve(model, zs, rhs, constant=False)
+    coef = _held_out_ridge_solve(model, zs, rhs, constant=False)
     return eqx.tree_at(lambda m: m.W_s, model, jnp.asarray(coef.T, model.W_s.dtype))
 
 
@@ -236,7 +232,7 @@ def _fit_state_noise(model, inc: Increments, correct, box, *, key, config):
     values = outer(inc.dz1 - m1, inc.dt)  # E = 2 D dt / dt = G G^T
     if correct:
         values = 2 * values - outer(inc.dz2 - m2, 2 * inc.dt)
-    coef = jnp.asarray(_ridge_solve(model, inc.z, values, constant=True), model.W_s.dtype)
+    coef = jnp.asarray(_held_out_ridge_solve(model, inc.z, values, constant=True), model.W_s.dtype)
     field = from_callables(
         _zero, _covariance_field, box=box, args={"model": model, "coef": coef}, name="data"
     )

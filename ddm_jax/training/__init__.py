@@ -6,8 +6,11 @@ spurious-attractor remedy, and the closed-form drift fit (`closed_form`).
 
 from ._closed_form import (
     METHODS as METHODS,
+    NOISE_RIDGES as NOISE_RIDGES,
     anchored_layer as anchored_layer,
     closed_form as closed_form,
+    noise_points as noise_points,
+    noise_readout as noise_readout,
     noisy_drift_error as noisy_drift_error,
     normal_equations as normal_equations,
     ridge_refit as ridge_refit,
