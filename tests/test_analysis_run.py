@@ -39,8 +39,9 @@ def snapshot(folder):
 @pytest.fixture(scope="module")
 def vdp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "vdp-16"
-    ddm.runs.train_run("vdp", out, neurons=16, steps=200, batch=64, chunk=50, checkpoint_every=0.0,
-                       remedy_rounds=0)  # fmt: skip  (the closed-form fallback: larger weights)
+    ddm.runs.train_run(
+        "vdp", out, neurons=16, steps=200, batch=64, chunk=50, checkpoint_every=0.0, remedy_rounds=0
+    )  # fmt: skip  (the closed-form fallback: larger weights)
     return out
 
 
