@@ -44,6 +44,7 @@ an interrupted command never leaves a half-written file in place of a good one.
 """
 
 from ._analyze import analyze_run as analyze_run
+from ._census_report import census_sentence as census_sentence
 from ._checkpoint import read_checkpoint_header as read_checkpoint_header
 from ._evaluate import evaluate_run as evaluate_run
 from ._evaluate_data import DataReport as DataReport
@@ -63,5 +64,5 @@ from ._simulate import (
 )
 from ._status import run_status as run_status
 from ._target_spec import load_target as load_target
-from ._train import census_sentence as census_sentence, train_run as train_run
+from ._train import train_run as train_run
 from ._train_data import train_data_run as train_data_run

@@ -27,12 +27,12 @@ from ..plotting import (
     plot_trajectories,
     save_figure,
 )
+from ._census_report import census_sentence
 from ._evaluate_data import DataReport, evaluate_data_run, is_data_run
 from ._folder import FIGURES, check_count, check_simulation
 from ._loading import TrainedRun, load_run
 from ._lock import holds_run_folder
 from ._simulate import residual_trace, side_by_side
-from ._train import census_sentence
 
 
 def _clean_json(metrics: dict) -> dict:

@@ -40,6 +40,7 @@ from ..training import (
     run_training,
     solve_noise_readout,
 )
+from ._census_report import census_outcome
 from ._checkpoint import load_pool, read_checkpoint, save_pool, write_checkpoint
 from ._data_files import is_data_file
 from ._folder import (
@@ -376,31 +377,3 @@ def _train(path: Path, target: Target, start: _Start, checkpoint_every, progress
     save_model(path / "model.eqx", model)  # last: its presence means training finished
     noise_losses = noise_losses if has_noise_phase else None
     return TrainedRun(path, read_config(path), target, model, losses, noise_losses, summary)
-
-
-def census_outcome(history: list | None) -> dict | None:
-    """What the census after drift matching found, from the remedy's summaries (None: none ran).
-
-    ``clean``: whether the last census was; ``remedy_rounds_run``: rounds trained (0: the
-    first census was clean); ``mismatch`` and ``exponent_error`` of the last census.
-    """
-    if not history:
-        return None
-    last = history[-1]
-    stages = [h.get("stage", "") for h in history]
-    return {"clean": last.get("clean"),
-            "remedy_rounds_run": sum(s.startswith("remedy round") for s in stages),
-            "closed_form_fallback": "closed form" in stages,
-            "mismatch": last["census_mismatch"],
-            "exponent_error": last["census_lyapunov_error"]}  # fmt: skip
-
-
-def census_sentence(outcome: dict) -> str:
-    """`census_outcome` in words, for the train line and ``report.md``."""
-    state = "clean" if outcome["clean"] else "NOT clean (see ddm-jax evaluate)"
-    how = []
-    if outcome.get("closed_form_fallback"):
-        how.append("the drift fit replaced by the closed form")
-    if outcome["remedy_rounds_run"]:
-        how.append(f"{outcome['remedy_rounds_run']} remedy round(s)")
-    return f"{state}, " + (" and ".join(how) if how else "no remedy needed") + "."
