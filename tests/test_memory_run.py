@@ -9,7 +9,9 @@ import pytest
 
 import ddm_jax as ddm
 
-TINY = dict(neurons=16, steps=200, batch=64, chunk=50, checkpoint_every=0.0, sampler="box")
+TINY = dict(
+    neurons=16, steps=200, batch=64, chunk=50, checkpoint_every=0.0, sampler="box", remedy_rounds=0
+)
 SMALL = dict(trials=2, trajectories=4, time=3.0, burn_in=1.0, dt=0.01)
 SMALL_ARGS = ["--trials", "2", "--trajectories", "4", "--time", "3", "--burn-in", "1"]
 SMALL_ARGS += ["--dt", "0.01"]

@@ -17,7 +17,7 @@ import pytest
 
 import ddm_jax as ddm
 
-SMALL = dict(neurons=16, steps=40, batch=64, chunk=20, sampler="box")
+SMALL = dict(neurons=16, steps=40, batch=64, chunk=20, sampler="box", remedy_rounds=0)
 
 
 def snapshot(path: Path) -> dict[str, bytes] | None:
@@ -41,6 +41,7 @@ def test_cli_typo_in_neurons_leaves_no_folder_and_the_fix_succeeds(tmp_path):
     out = tmp_path / "a"
     cli = [sys.executable, "-m", "ddm_jax.cli", "train", "vdp", "--out", str(out)]
     small = ["--steps", "20", "--batch", "64", "--chunk", "20", "--sampler", "box"]
+    small += ["--remedy-rounds", "0"]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     bad = subprocess.run([*cli, "--neurons", "-3", *small], capture_output=True, text=True,
                          env=env)  # fmt: skip
@@ -183,7 +184,7 @@ def test_attractor_points_fail_clearly_when_most_trajectories_escape():
 
 def test_fit_and_fidelity_on_a_target_whose_box_escapes():
     target = escaping_target([0.0, 0.0])
-    config = ddm.TrainConfig(steps=200, batch=256, chunk=100)
+    config = ddm.TrainConfig(steps=200, batch=256, chunk=100, remedy_rounds=0)
     result = ddm.fit(target, 32, key=jr.key(0), config=config)
     report = ddm.fidelity_report(result.model, target, key=jr.key(1), trajectories=8, t1=2.0,
                                  burn_in=1.0, dt=1e-2, save_dt=0.1, null_pairs=1)  # fmt: skip

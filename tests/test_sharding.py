@@ -32,7 +32,7 @@ uneven = ddm.simulate_network(model, z0s[:6], key=jr.key(2), **grid)  # 6 = 4 x 
 out["uneven"] = np.asarray(uneven.zs).tolist()
 out["uneven_shards"] = len(uneven.zs.sharding.device_set)
 devices_seen = []
-config = ddm.TrainConfig(steps=100, batch=64, chunk=50)
+config = ddm.TrainConfig(steps=100, batch=64, chunk=50, remedy_rounds=0)
 sweep = ddm.fit_seeds(ddm.make_target("vdp"), 16, seeds=[0, 1, 2, 3], config=config,
                       on_chunk=lambda s, _: devices_seen.append(len(s.step.sharding.device_set)))
 out["sweep"] = [np.asarray(r.model.W_s).tolist() for r in sweep]

@@ -98,7 +98,9 @@ def test_small_basin_pool_starts_adapt():
 
 def test_dysts_target_through_the_run_layer_round_trips(tmp_path):
     out = tmp_path / "run"
-    settings = dict(neurons=8, steps=20, batch=32, chunk=10, sampler="box", noise_steps=1)
+    settings = dict(
+        neurons=8, steps=20, batch=32, chunk=10, sampler="box", noise_steps=1, remedy_rounds=0
+    )
     trained = ddm.runs.train_run("dysts:SprottB", out, **settings)
     spec = trained.config["settings"]["target"]
     assert spec["kind"] == "dysts"

@@ -110,8 +110,7 @@ def evaluate_run(
     lines = [
         f"# {loaded.config['system']} in {model.n} neurons",
         "",
-        f"Trained by drift matching: {train['steps']} steps, batch {train['batch']}, "
-        f"lr {train['lr']}, {train['sampler']} sampling, seed {loaded.config['settings']['seed']}"
+        f"Trained by {_how_trained(train)}, seed {loaded.config['settings']['seed']}"
         + (f", {training['train_seconds']:.1f} s" if "train_seconds" in training else "")
         + f". Evaluated with seed {seed}.",
         "",
@@ -128,6 +127,17 @@ def evaluate_run(
     for name, fig in figs.items():
         save_figure(fig, path / "figures" / f"{name}.png")
     return report
+
+
+def _how_trained(train: dict) -> str:
+    """The drift fit in words, from the run's training settings."""
+    adam = (f"{train['steps']} Adam steps, batch {train['batch']}, lr {train['lr']}, "
+            f"{train['sampler']} sampling")  # fmt: skip
+    method = train.get("method", "adam")
+    if method == "adam":
+        return f"drift matching: {adam}"
+    closed = f"closed-form drift matching ({train['lstsq_points']} fit points)"
+    return closed if method == "lstsq" else f"{closed}, then {adam}"
 
 
 def _census_lines(outcome: dict | None) -> list[str]:

@@ -71,11 +71,6 @@ def _summary(census: Census, round_: int, exponent_tolerance: float) -> dict:
             **{k: finite(census.metrics[k]) for k in keys}}  # fmt: skip
 
 
-def _score(census: Census) -> tuple[float, float]:
-    error = census.metrics["census_lyapunov_error"]
-    return census.metrics["census_mismatch"], abs(error) if np.isfinite(error) else 0.0
-
-
 def census_score(summary: dict) -> tuple[float, float, float]:
     """How far a census summary is from clean, to compare two censuses of one target.
 
@@ -146,7 +141,7 @@ def refine_attractors(
     history = [_summary(census, 0, exponent_tolerance)]
     report = on_round if on_round is not None else (lambda summary: None)
     report(history[-1])
-    best, best_score = model, _score(census)
+    best, best_score = model, census_score(history[-1])
     base = np.asarray(pool if pool is not None else attractor_points(target, key=k_pool))
     half = base.shape[0] // 2
     round_config = replace(
@@ -178,8 +173,8 @@ def refine_attractors(
         census = attractor_census(model, target, key=k_census, reference=census, **orbit_settings)
         history.append(_summary(census, round_, exponent_tolerance))
         report(history[-1])
-        if _score(census) < best_score:
-            best, best_score = model, _score(census)
+        if census_score(history[-1]) < best_score:
+            best, best_score = model, census_score(history[-1])
     return best, (np.concatenate(losses) if losses else np.zeros(0, np.float32)), history
 
 
