@@ -298,6 +298,7 @@ bad = ddm.from_callables(
         (["simulate", "RUN", "--dt", "0.5", "--trajectories", "2"],
          ["non-finite at t =", "in trajectory"]),
         (["evaluate", "nowhere"], ["nowhere is not a ddm-jax run folder"]),
+        (["train", "vdp", "--projection", "fa"], ["--projection only with a .npz"]),
         (["moments", "RUN", "--time", "2", "--burn-in", "5"],
          ["Expected 0 <= burn_in <= 2 (the last save); got burn_in=5.0"]),
         (["export", "RUN", "--format", "csv"], ["Expected format in ('npz',); got 'csv'"]),

@@ -24,6 +24,7 @@ PRINTS = {
     "custom_target.ipynb": "noise read-out covariance error",
     "chaotic_attractors.ipynb": "4th / 1st =",
     "scaling.ipynb": "smallest n with attractor drift error below 1%",
+    "from_recordings.ipynb": "no correction",  # the last table: with vs without the correction
 }
 
 

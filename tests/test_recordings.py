@@ -1,5 +1,6 @@
 """From recordings: subspace, k, measurement noise, its correction, the measures, the run."""
 
+import json
 from datetime import UTC, datetime
 
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import pytest
 import scipy.linalg
 
 import ddm_jax as ddm
+from ddm_jax.runs._recording_run import read_latents
 
 DT = 0.01
 ROT = np.array([[1.0, 2.0], [-2.0, 1.0]])  # OU drift -B z, a damped rotation
@@ -55,6 +57,67 @@ def test_projection_recovers_planted_subspace_and_k():
     assert ddm.data.project_recording(segments, 2)[1].latent_dim == 2
     with pytest.raises(ValueError, match="latent_dim <= N"):
         ddm.data.project_recording(segments, 31)
+
+
+def test_factor_analysis_for_unequal_noise():
+    """Noise sd varying 10x across neurons: FA's psi and its weighted latents beat lag-1."""
+    rng = np.random.default_rng(7)
+    Bm = np.array([[1.0, 2.0, 0.0], [-2.0, 1.0, 0.0], [0.0, 0.0, 0.5]])
+    z, _, _ = ou_latents(4, 2000, rng, Bm)
+    C = rng.standard_normal((40, 3))
+    noise_sd = rng.permutation(np.geomspace(0.3, 3.0, 40))
+    x = z @ C.T + noise_sd * rng.standard_normal((*z.shape[:2], 40))
+    segments = ddm.data.recording_segments(x, DT)
+    zz = z.reshape(-1, 3)
+    out = {}
+    for projection in ("lag1", "fa"):
+        lm, choice, sd, R = ddm.data.project_recording(segments, projection=projection)
+        assert choice.latent_dim == 3
+        rows = lm.components if lm.loadings is None else lm.loadings  # the span in neuron space
+        y = lm.encode(x).reshape(-1, 3)
+        design = np.c_[y, np.ones(len(y))]  # the best affine map from latents to z
+        aligned = design @ np.linalg.lstsq(design, zz, rcond=None)[0]
+        out[projection] = {
+            "angle": np.max(scipy.linalg.subspace_angles(rows.T, C)),
+            "latent_error": np.sqrt(np.sum((aligned - zz) ** 2) / np.sum((zz - zz.mean(0)) ** 2)),
+            "psi_corr": np.corrcoef(sd**2, noise_sd**2)[0, 1],
+            "psi_rel": np.max(np.abs(sd**2 / noise_sd**2 - 1)),
+        }
+        np.testing.assert_allclose(lm.encode(lm.decode(y[:50])), y[:50], atol=1e-9)
+    fa, lag1 = out["fa"], out["lag1"]
+    # the generalised least-squares projection: noisy neurons weigh less, latents half as noisy
+    assert fa["latent_error"] < 0.6 * lag1["latent_error"], out
+    # the span itself is as good (each neuron's loading is as noisy as that neuron)
+    assert fa["angle"] < 1.1 * lag1["angle"], out
+    # the noise variances: FA's are closer than the lag extrapolation's
+    assert fa["psi_corr"] > 0.999, out
+    assert fa["psi_corr"] > lag1["psi_corr"], out
+    assert fa["psi_rel"] < lag1["psi_rel"], out
+    # FA's latent noise covariance is W diag(psi) W^T: the identity in its coordinates
+    np.testing.assert_allclose(R, np.eye(3), atol=1e-9)
+
+
+def test_bad_projection_one_line_error_writes_nothing(tmp_path):
+    rng = np.random.default_rng(8)
+    z, _, _ = ou_latents(2, 500, rng)
+    x, _, _ = observe(z, 6, 0.05, rng)
+    segments = ddm.data.recording_segments(x, DT)
+    for bad in ("pca", "FA", ""):
+        with pytest.raises(ValueError, match="projection in") as err:
+            ddm.data.project_recording(segments, projection=bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="projection in"):
+        ddm.data.fit_recording(x, DT, 8, key=jr.key(0), projection="FA")
+    with pytest.raises(ValueError, match="projection in"):
+        ddm.data.stream_projection(x, DT, projection="pca")
+    np.savez(tmp_path / "rec.npz", activity=x, dt=DT)
+    with pytest.raises(ValueError, match="projection in"):
+        ddm.runs.train_data_run(tmp_path / "rec.npz", tmp_path / "run", neurons=8, projection="x")
+    assert not (tmp_path / "run").exists()
+    np.savez(tmp_path / "traj.npz", trajectories=z, dt=DT)  # latent trajectories: no projection
+    with pytest.raises(ValueError, match="only for a recording"):
+        ddm.runs.train_data_run(tmp_path / "traj.npz", tmp_path / "run", projection="fa")
+    assert not (tmp_path / "run").exists()
 
 
 def test_noise_estimate_exact_autocovariance():
@@ -185,6 +248,36 @@ def test_end_to_end_recording_run(tmp_path):
     assert "D_stsp" in report.to_markdown()
 
 
+def test_recording_run_with_factor_analysis(tmp_path):
+    """``train --projection fa``: recorded in the settings, training.json and latents.npz."""
+    from typer.testing import CliRunner
+
+    from ddm_jax.cli import app
+
+    rng = np.random.default_rng(9)
+    z, _, _ = ou_latents(8, 1500, rng)
+    x, _, _ = observe(z, 12, rng.uniform(0.02, 0.2, 12), rng)
+    np.savez(tmp_path / "rec.npz", activity=x.astype(np.float32), dt=DT)
+    args = ["train", str(tmp_path / "rec.npz"), "--neurons", "16", "--steps", "50"]
+    bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "bad"), "--projection", "pca"])
+    assert bad.exit_code != 0
+    assert "projection in ('lag1', 'fa'); got 'pca'" in bad.output
+    assert not (tmp_path / "bad").exists()
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run"), "--projection", "fa"])
+    assert result.exit_code == 0, result.output
+    assert "projection fa" in result.output
+    training = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert training["recording"]["projection"] == "fa"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["settings"]["target"]["projection"] == "fa"
+    with np.load(tmp_path / "run" / "latents.npz") as f:
+        assert str(f["projection"]) == "fa"
+        W, L = f["components"], f["loadings"]
+        np.testing.assert_allclose(W @ L.T, np.eye(2), atol=1e-6)  # decode is encode's inverse
+    lm, _ = read_latents(tmp_path / "run")
+    np.testing.assert_allclose(lm.loadings, L)
+
+
 def test_nwb_trials_as_trajectories(tmp_path):
     pynwb = pytest.importorskip("pynwb")
     rng = np.random.default_rng(5)
@@ -224,3 +317,10 @@ def test_streaming_projection_matches_in_memory(tmp_path):
     np.testing.assert_allclose(R, R2, atol=1e-10)
     assert np.isnan(latents[1, 510]).all()
     assert latents.shape == (3, 2000, 2)
+    # factor analysis in chunks: the same map as in memory
+    lm, _, noise_sd, _, _ = ddm.data.stream_projection(mm, DT, chunk=700, projection="fa")
+    lm2, _, noise_sd2, _ = ddm.data.project_recording(
+        ddm.data.recording_segments(np.asarray(mm), DT), projection="fa"
+    )
+    np.testing.assert_allclose(np.abs(lm.components @ lm2.loadings.T), np.eye(2), atol=1e-8)
+    np.testing.assert_allclose(noise_sd, noise_sd2, rtol=1e-8)

@@ -192,6 +192,9 @@ def train(
     latent_dim: Annotated[
         Int, _opt("Latents of a recording of neurons \\[default: chosen from the data]")
     ] = None,
+    projection: Annotated[
+        Str, _opt("Projection of a recording: lag1, or fa (factor analysis) \\[default: lag1]")
+    ] = None,
 ):
     """Train a network by drift (and diffusion) matching, checkpointing as it goes."""
     params = _parse_params(param, noise)
@@ -214,13 +217,17 @@ def train(
                 "Expected no --resume, --param/--noise or --private-noise with a trajectory "
                 "file; a data run learns its target and trains in one pass."
             )
-        if not data_file and (dt is not None or latent_dim is not None):
-            fail(f"Expected --dt/--latent-dim only with a .npz/.npy/.nwb file; got {system!r}.")
+        if not data_file and (dt is not None or latent_dim is not None or projection is not None):
+            fail(
+                "Expected --dt/--latent-dim/--projection only with a .npz/.npy/.nwb file; got "
+                f"{system!r}."
+            )
         with _ProgressView(console()) as view:
             if data_file:  # recorded trajectories: learn the SDE, then embed it
                 result = ddm.runs.train_data_run(
                     system, out, dt=dt, neurons=neurons, seed=seed, tau=tau,
-                    overwrite=overwrite, progress=view, latent_dim=latent_dim, **settings,
+                    overwrite=overwrite, progress=view, latent_dim=latent_dim,
+                    projection=projection, **settings,
                 )  # fmt: skip
             else:
                 result = ddm.runs.train_run(
@@ -242,7 +249,8 @@ def train(
             typer.echo(
                 f"recording of {r['neurons_recorded']} neurons: k = {r['latent_dim']} latents "
                 f"({r['latent_dim_detected']} above the noise floor), measurement noise s "
-                f"{r['noise_sd_median']:.3g} (median), corrected: {r['noise_corrected']}."
+                f"{r['noise_sd_median']:.3g} (median), corrected: {r['noise_corrected']}; "
+                f"projection {r.get('projection', 'lag1')}."
             )
         typer.echo(f"run folder: {result.path}   next: ddm-jax evaluate {result.path}")
         return

@@ -37,6 +37,7 @@ from ._latent_space import (
     LatentChoice as LatentChoice,
     LatentMap as LatentMap,
     choose_latent_dim as choose_latent_dim,
+    factor_analysis as factor_analysis,
     noise_covariance as noise_covariance,
 )
 from ._nwb import load_nwb as load_nwb

@@ -13,7 +13,8 @@ plus white measurement noise eta (independent in time, any covariance across neu
    estimates the sampling fluctuations, and k is the number of eigenvalues above
    ``FLOOR_FACTOR`` (3) times its magnitude (and above ``1e-6`` of the largest).
    ``latent_dim`` overrides the choice. The projection is orthonormal: ``y = U (x - mean)``,
-   ``x = mean + U^T y`` (`LatentMap`).
+   ``x = mean + U^T y`` (`LatentMap`). ``projection="fa"`` instead whitens by per-neuron
+   noise variances from factor analysis first (see ``_latent_space``).
 2. **Measurement noise.** The autocovariance of the signal is smooth in the lag ``h >= 0``,
    the noise only adds to lag 0: ``C(0) = C_z(0) + R``. ``C_z(0)`` is extrapolated from lags
    1..4 by the cubic through them (``4 C_1 - 6 C_2 + 4 C_3 - C_4``, error O(dt^4)), so
@@ -72,13 +73,7 @@ from ._from_data import (
     learned_target,
     refit_readout,
 )
-from ._latent_space import (
-    LatentChoice,
-    LatentMap,
-    _sym,
-    choose_latent_dim,
-    noise_covariance,
-)
+from ._latent_space import LatentChoice, LatentMap, _sym, latent_space
 from ._nwb import load_nwb
 from ._streaming import stream_projection
 
@@ -273,6 +268,7 @@ class RecordingFit:
         noise_corrected: whether the drift and D were corrected for R.
         fit: the `DataFit` of the latent SDE (network, learned target, D).
         latents: the inferred latent segments ``(T_i, k)`` the fit used.
+        projection: ``"lag1"`` or ``"fa"``, how the subspace was found.
     """
 
     map: LatentMap
@@ -283,6 +279,7 @@ class RecordingFit:
     noise_corrected: bool
     fit: DataFit
     latents: list
+    projection: str = "lag1"
 
     @property
     def model(self):
@@ -310,20 +307,24 @@ def one_step_predictions(model, latent_map: LatentMap, activity_segments, dt: fl
     return observed, latent_map.decode(z + m1)
 
 
-def project_recording(segments: list[np.ndarray], latent_dim: int | None = None):
+def project_recording(
+    segments: list[np.ndarray], latent_dim: int | None = None, projection: str = "lag1"
+):
     """The subspace, k and the measurement noise of activity segments (steps 1 and 2).
+
+    Args:
+        segments: activity segments ``(T_i, N)`` (`recording_segments`).
+        latent_dim: k (default: chosen from the spectrum).
+        projection: ``"lag1"`` (orthonormal, lag-1 autocovariance) or ``"fa"`` (whitened by
+            the per-neuron noise of a factor analysis; `latent_space`).
 
     Returns:
         ``(LatentMap, LatentChoice, noise_sd (N,), R (k, k))``.
     """
     mean = np.concatenate(segments).mean(0)
     covs = lag_covariances(segments, range(5), mean)
-    choice, U = choose_latent_dim(covs[0], covs[1], latent_dim)
-    noise_var = np.clip(np.diag(noise_covariance(covs)), 0.0, None)
-    R = noise_covariance([U @ c @ U.T for c in covs])
-    w, v = np.linalg.eigh(R)
-    R = (v * np.clip(w, 0.0, None)) @ v.T
-    return LatentMap(mean, U), choice, np.sqrt(noise_var), R
+    W, L, choice, noise_sd, R = latent_space(covs, latent_dim, projection)
+    return LatentMap(mean, W, L), choice, noise_sd, R
 
 
 def fit_recording(
@@ -333,6 +334,7 @@ def fit_recording(
     *,
     key: Key,
     latent_dim: int | None = None,
+    projection: str = "lag1",
     correct_noise: bool = True,
     simex: bool = True,
     config: TrainConfig | None = None,
@@ -350,6 +352,11 @@ def fit_recording(
         n: network size.
         key: PRNG key.
         latent_dim: k; default chosen from the lag-1 spectrum (`choose_latent_dim`).
+        projection: ``"lag1"`` (default: the lag-1 autocovariance's eigenvectors, an
+            orthonormal map) or ``"fa"`` (factor analysis: per-neuron noise variances psi,
+            the subspace of the activity whitened by them, the generalised least-squares
+            projection; ``noise_sd`` is ``sqrt(psi)`` and the correction starts from
+            ``R = W diag(psi) W^T``). See ``_latent_space``.
         correct_noise: correct drift and diffusion for the estimated measurement noise
             (when it is not negligible); False fits the raw latents with `fit_data`.
         simex: with the correction, also remove the regressor's attenuation (SIMEX).
@@ -366,12 +373,12 @@ def fit_recording(
     config = TrainConfig() if config is None else config
     if chunk is not None:  # larger than memory: chunked passes, then the small latents
         latent_map, choice, noise_sd, R, all_latents = stream_projection(
-            activity, dt, latent_dim, chunk=chunk
+            activity, dt, latent_dim, chunk=chunk, projection=projection
         )
         latents = trajectory_segments(all_latents, dt)
     else:
         segments = recording_segments(activity, dt)
-        latent_map, choice, noise_sd, R = project_recording(segments, latent_dim)
+        latent_map, choice, noise_sd, R = project_recording(segments, latent_dim, projection)
         latents = [latent_map.encode(s) for s in segments]
     inc_cov = lag_covariances([np.diff(s, axis=0) for s in latents], [0], np.zeros(len(R)))[0]
     noisy = bool(np.trace(2 * R) > NOISE_NEGLIGIBLE * np.trace(inc_cov))
@@ -386,5 +393,5 @@ def fit_recording(
         )
     return RecordingFit(
         latent_map, choice.latent_dim, choice, noise_sd, R, bool(correct_noise and noisy),
-        result, latents,
+        result, latents, projection,
     )  # fmt: skip

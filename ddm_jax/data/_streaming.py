@@ -15,7 +15,7 @@ sums are added before the eigen-decomposition.
 import numpy as np
 
 from ._data import _check_dt
-from ._latent_space import LatentMap, choose_latent_dim, noise_covariance
+from ._latent_space import PROJECTIONS, LatentMap, latent_space
 
 LAGS = 5
 
@@ -31,7 +31,9 @@ def _chunks(activity, chunk: int):
             yield b, start, x, np.all(np.isfinite(x), axis=1)
 
 
-def stream_projection(activity, dt, latent_dim: int | None = None, *, chunk: int = 65536):
+def stream_projection(
+    activity, dt, latent_dim: int | None = None, *, chunk: int = 65536, projection: str = "lag1"
+):
     """`project_recording` and the latents of a ``(B, T, N)`` array read in chunks.
 
     Args:
@@ -39,11 +41,14 @@ def stream_projection(activity, dt, latent_dim: int | None = None, *, chunk: int
         dt: sampling interval (checked).
         latent_dim: k (default: chosen as in `choose_latent_dim`).
         chunk: samples per read.
+        projection: ``"lag1"`` or ``"fa"``, as in `project_recording`.
 
     Returns:
         ``(LatentMap, LatentChoice, noise_sd (N,), R (k, k), latents (B, T, k))``.
     """
     _check_dt(dt)
+    if not isinstance(projection, str) or projection not in PROJECTIONS:
+        raise ValueError(f"Expected projection in {PROJECTIONS}; got {projection!r}.")
     if len(getattr(activity, "shape", ())) != 3:
         raise ValueError(f"Expected activity of shape (B, T, N); got {np.shape(activity)}.")
     N = activity.shape[2]
@@ -75,13 +80,9 @@ def stream_projection(activity, dt, latent_dim: int | None = None, *, chunk: int
     if np.any(nums == 0):
         raise ValueError(f"Expected runs of at least {LAGS} consecutive recorded samples.")
     covs = [s / n for s, n in zip(sums, nums, strict=True)]
-    choice, U = choose_latent_dim(covs[0], covs[1], latent_dim)
-    noise_sd = np.sqrt(np.clip(np.diag(noise_covariance(covs)), 0.0, None))
-    R = noise_covariance([U @ c @ U.T for c in covs])
-    w, v = np.linalg.eigh(R)
-    R = (v * np.clip(w, 0.0, None)) @ v.T
-    latent_map = LatentMap(mean, U)
-    latents = np.full((*activity.shape[:2], U.shape[0]), np.nan)
+    W, L, choice, noise_sd, R = latent_space(covs, latent_dim, projection)
+    latent_map = LatentMap(mean, W, L)
+    latents = np.full((*activity.shape[:2], W.shape[0]), np.nan)
     for b, start, x, _ in _chunks(activity, chunk):
         own = min(chunk, len(x))
         latents[b, start : start + own] = latent_map.encode(x[:own])

@@ -4,7 +4,8 @@
 by `fit_recording` and writes ``latents.npz`` beside the network: the inferred latents of
 every trajectory of the file (``latents``, or ``latents_0``, ``latents_1``, ... for
 trajectories of different lengths; NaN where a sample is missing), the map (``mean``,
-``components``: ``y = components (x - mean)``, ``x = mean + components^T y``), the
+``components``: ``y = components (x - mean)``, ``x = mean + components^T y``; with factor
+analysis also ``loadings``: ``x = mean + loadings^T y``, and ``projection``), the
 measurement noise (``noise_sd`` per neuron, ``noise_latent`` the latent covariance R), ``k``
 and the lag-1 spectrum it was chosen from. `evaluate_run` then works on the held-out latents
 and adds `recording_metrics`.
@@ -37,8 +38,10 @@ def write_latents(path: Path, rec, activity) -> None:
         "mean": rec.map.mean, "components": rec.map.components, "noise_sd": rec.noise_sd,
         "noise_latent": rec.noise_latent, "k": np.int64(rec.latent_dim),
         "spectrum": rec.choice.spectrum, "floor": np.float64(rec.choice.floor),
-        "noise_corrected": np.bool_(rec.noise_corrected),
+        "noise_corrected": np.bool_(rec.noise_corrected), "projection": np.str_(rec.projection),
     }  # fmt: skip
+    if rec.map.loadings is not None:
+        arrays["loadings"] = rec.map.loadings
     if isinstance(activity, list | tuple):
         arrays |= {f"latents_{i}": rec.map.encode(a) for i, a in enumerate(activity)}
     else:
@@ -53,7 +56,8 @@ def read_latents(path: Path) -> tuple[LatentMap, np.ndarray]:
     if not (path / LATENTS).is_file():
         raise RunError(f"{path}: the recording run's {LATENTS} is missing.")
     with np.load(path / LATENTS) as f:
-        return LatentMap(f["mean"], f["components"]), f["noise_latent"]
+        loadings = f["loadings"] if "loadings" in f.files else None
+        return LatentMap(f["mean"], f["components"], loadings), f["noise_latent"]
 
 
 def _equal_length(segments: list[np.ndarray]) -> np.ndarray:

@@ -42,7 +42,9 @@ from ._settings import TRAIN_FIELDS
 HELD_OUT = 0.2
 
 
-def _settings(file: Path, dt, neurons, seed, tau, explicit_train, latent_dim=None) -> dict:
+def _settings(
+    file: Path, dt, neurons, seed, tau, explicit_train, latent_dim=None, projection=None
+) -> dict:
     loaded, file_dt, _ = load_recording(file)
     if dt is None and file_dt is None:
         raise ValueError(
@@ -56,6 +58,11 @@ def _settings(file: Path, dt, neurons, seed, tau, explicit_train, latent_dim=Non
     config = TrainConfig(**{k: v for k, v in explicit_train.items() if v is not None})
     neurons = 64 if neurons is None else neurons
     recording = latent_dim is not None or is_recording_file(file)  # N neurons -> k latents
+    if projection is not None and not recording:
+        raise ValueError(
+            f"Expected --projection only for a recording of neurons (an 'activity' array, an "
+            f"NWB file, or --latent-dim); {file.name} holds latent trajectories."
+        )
     segments = recording_segments(loaded, dt) if recording else trajectory_segments(loaded, dt)
     fit_part, held = split_held_out(segments, HELD_OUT)
     if not fit_part or not held:
@@ -65,9 +72,10 @@ def _settings(file: Path, dt, neurons, seed, tau, explicit_train, latent_dim=Non
         )
     extra = {}
     if recording:
-        latent_map, choice, _, _ = project_recording(fit_part, latent_dim)
+        projection = "lag1" if projection is None else projection
+        latent_map, choice, _, _ = project_recording(fit_part, latent_dim, projection)
         fit_part = [latent_map.encode(s) for s in fit_part]
-        extra = {"latent_dim": choice.latent_dim, "correct_noise": True}
+        extra = {"latent_dim": choice.latent_dim, "correct_noise": True, "projection": projection}
     check_data(fit_part, dt, neurons, correct=True)
     return {
         "target": {
@@ -92,6 +100,7 @@ def train_data_run(
     overwrite: bool = False,
     progress=None,
     latent_dim: int | None = None,
+    projection: str | None = None,
     **train_settings,
 ) -> TrainedRun:
     """Learn the SDE of the trajectories in ``file`` and embed it; write a run folder.
@@ -108,6 +117,9 @@ def train_data_run(
         latent_dim: fit the file as a recording of neurons with k = ``latent_dim`` latents
             (`fit_recording`); a file with an ``activity`` array is always a recording, and
             its k is chosen from the data unless given. Writes ``latents.npz``.
+        projection: how a recording is projected to its latents (`fit_recording`):
+            ``"lag1"`` (default) or ``"fa"`` (factor analysis, for unequal noise across
+            neurons); recorded in the run's settings and ``training.json``.
         **train_settings: fields of `TrainConfig` (``steps``, ``batch``, ``lr``, ...).
 
     Raises:
@@ -118,7 +130,7 @@ def train_data_run(
     if unknown:
         raise ValueError(f"Expected training settings among {list(TRAIN_FIELDS)}; got {unknown}.")
     file = Path(file)
-    settings = _settings(file, dt, neurons, seed, tau, train_settings, latent_dim)
+    settings = _settings(file, dt, neurons, seed, tau, train_settings, latent_dim, projection)
     n = settings["neurons"]
     path = Path(f"runs/{file.stem}-{n}" if out is None else out)
     with hold_folder(path, create=True):  # checked and written by this command alone
@@ -148,7 +160,8 @@ def _train(file: Path, path: Path, settings: dict, overwrite: bool, progress) ->
                   name=file.stem, on_chunk=on_chunk)  # fmt: skip
     rec = None
     if spec.get("latent_dim") is not None:  # a recording: latents, noise, then the SDE
-        rec = fit_recording(fit_part, spec["dt"], n, latent_dim=spec["latent_dim"], **common)
+        rec = fit_recording(fit_part, spec["dt"], n, latent_dim=spec["latent_dim"],
+                            projection=spec.get("projection", "lag1"), **common)  # fmt: skip
         result = rec.fit
         write_latents(path, rec, load_recording(path / f"data{file.suffix}")[0])
     else:
@@ -178,7 +191,7 @@ def _train(file: Path, path: Path, settings: dict, overwrite: bool, progress) ->
             "neurons_recorded": int(rec.map.mean.size), "latent_dim": rec.latent_dim,
             "latent_dim_detected": rec.choice.detected, "noise_floor": rec.choice.floor,
             "noise_sd_median": float(np.median(rec.noise_sd)),
-            "noise_corrected": rec.noise_corrected,
+            "noise_corrected": rec.noise_corrected, "projection": rec.projection,
         }  # fmt: skip
     atomic_write_json(path / "training.json", summary)
     save_model(path / "model.eqx", model)
