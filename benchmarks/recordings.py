@@ -37,6 +37,7 @@ from _results import plt, stamp, write_results
 import ddm_jax as ddm
 
 DT = 0.01
+METHOD = "lstsq"  # the closed form: as accurate as Adam here, and no gradient steps
 RECORDED = 100
 NOISE = (0.0, 0.05, 0.2)
 
@@ -59,6 +60,51 @@ def dynamics_measure(system, drift, z0) -> float:
     if system == "vdp":
         return ddm.fidelity.limit_cycle(drift, jnp.asarray(z0, jnp.float32))[0]
     return ddm.fidelity.lyapunov_exponent(drift, jnp.asarray(z0, jnp.float32), time=200.0)
+
+
+# cycling_wells: the preferred-direction fraction of neighbour hops (`ddm.memory.cycling`'s
+# protocol, smaller: CYCLE_TRAJ trajectories of CYCLE_T time units from the wells' centres)
+CYCLE_TRAJ, CYCLE_T, CYCLE_BURN, CYCLE_DT, CYCLE_SAVE = 400, 100.0, 10.0, 0.005, 0.02
+
+
+def hop_fraction(target, zs_teacher, save_dt) -> tuple[float, int]:
+    """Share of neighbour hops in the target's preferred direction, and the number of hops."""
+    centres, width = ddm.memory.well_geometry(target)
+    labels = ddm.memory.well_labels(
+        jnp.asarray(zs_teacher, jnp.float32), centres, ddm.memory._memory.CORE * width
+    )
+    first = int(np.ceil(CYCLE_BURN / save_dt - 1e-9))
+    hops = ddm.memory.count_hops(labels[:, first:], centres.shape[0])
+    fwd, bwd = int(hops.forward.sum()), int(hops.backward.sum())
+    good = bwd if ddm.memory.preferred_direction(target) < 0 else fwd
+    return good / max(fwd + bwd, 1), fwd + bwd
+
+
+def cycling_reference(target, key) -> dict:
+    """The target's own fraction with its Wilson 95% interval (`ddm.memory.cycling`)."""
+    res = ddm.memory.cycling(target, key=key, trajectories=CYCLE_TRAJ, t1=CYCLE_T,
+                             burn_in=CYCLE_BURN, dt=CYCLE_DT, save_dt=CYCLE_SAVE)  # fmt: skip
+    return {"fraction": res.fraction, "low": res.fraction_low, "high": res.fraction_high}
+
+
+def student_fraction(target, model, A, a, Ainv, key) -> float:
+    """The student network's fraction, read in the teacher's coordinates (``z = A y + a``).
+
+    Simulated from the wells' centres, as `cycling_reference`.
+    """
+    centres = np.asarray(ddm.memory.well_geometry(target)[0], float)
+    starts = (centres[np.arange(CYCLE_TRAJ) % len(centres)] - a) @ Ainv.T
+    run = ddm.simulate_network(model, jnp.asarray(starts, model.W_s.dtype), key=key,
+                               t1=CYCLE_T, dt=CYCLE_DT, save_dt=CYCLE_SAVE)  # fmt: skip
+    return hop_fraction(target, np.asarray(run.zs, float) @ A.T + a, CYCLE_SAVE)[0]
+
+
+def lds_fraction(target, M, c, Q, A, a, Ainv, rng) -> float:
+    """The same for the linear system (steps of DT, every second one read)."""
+    centres = np.asarray(ddm.memory.well_geometry(target)[0], float)
+    starts = (centres[np.arange(CYCLE_TRAJ) % len(centres)] - a) @ Ainv.T
+    ys = simulate_lds(M, c, Q, starts, int(round(CYCLE_T / DT)), rng)[:, ::2]
+    return hop_fraction(target, ys @ A.T + a, 2 * DT)[0]
 
 
 def aligned_drift(model, A, a, Ainv):
@@ -109,7 +155,7 @@ def evaluate(row, name, drift_fn, D, latent_map, held_act, predict_next, gen, ct
     row[f"period_{name}"] = period_fn(A, a, Ainv)
 
 
-def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng):
+def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng, reference=None):
     B, T, _ = xs.shape
     k = zs.shape[-1]
     clean = xs[..., idx]
@@ -149,17 +195,30 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng):
         return y + np.asarray(ddm.data.increment_means(model, inc, True, both=False)[0])
 
     gen = simulate_student(model, starts, steps, jr.fold_in(key, 1))
+    target = ddm.make_target(system, **SYSTEMS[system][0])
+    if system == "cycling_wells":
+
+        def measure(A, a, Ainv):
+            return student_fraction(target, model, A, a, Ainv, jr.fold_in(key, 2))
+    else:
+
+        def measure(A, a, Ainv):
+            return dynamics_measure(system, aligned_drift(model, A, a, Ainv), zT_held[0, 0])
+
     evaluate(
         row, "ddm", lambda y: np.asarray(drift(jnp.asarray(y, jnp.float32)), float),
-        np.asarray(rec.fit.D, float), lm, held_act, flow, gen, ctx,
-        lambda A, a, Ainv: dynamics_measure(
-            system, aligned_drift(model, A, a, Ainv), zT_held[0, 0]
-        ),
+        np.asarray(rec.fit.D, float), lm, held_act, flow, gen, ctx, measure,
     )  # fmt: skip
     row["r2_ceiling"] = float(1 - noise**2 / (1 + noise**2))
     row["d_stsp_null"] = ddm.data.state_space_divergence(zT_held[: B // 2], zT_held[B // 2 :])
     row["d_h_null"] = ddm.data.spectral_distance(zT_held[: B // 2], zT_held[B // 2 :])
-    row["period_teacher"] = dynamics_measure(system, teacher.target_drift, zT_held[0, 0])
+    if reference is not None:  # cycling_wells: the target's fraction and its interval
+        row["period_teacher"] = reference["fraction"]
+        row["period_low"], row["period_high"] = reference["low"], reference["high"]
+        row["teacher_fraction"] = hop_fraction(target, zs, DT)
+        row["period_inside"] = reference["low"] <= row["period_ddm"] <= reference["high"]
+    else:
+        row["period_teacher"] = dynamics_measure(system, teacher.target_drift, zT_held[0, 0])
     if correct:  # the linear baseline on the same latents
         ys = rec.latents
         X = np.concatenate([s[:-1] for s in ys])
@@ -172,13 +231,19 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng):
         evaluate(
             row, "lds", lambda y: (y @ M.T + c - y) / DT, Q / (2 * DT), lm, held_act,
             lambda y: y @ M.T + c, gen_lds, ctx,
-            lambda *_: linear_measure(system, (M - np.eye(k)) / DT),
+            (lambda A, a, Ainv: lds_fraction(target, M, c, Q, A, a, Ainv, rng))
+            if system == "cycling_wells"
+            else (lambda *_: linear_measure(system, (M - np.eye(k)) / DT)),
         )  # fmt: skip
     return row
 
 
 # system: (registry parameters, teacher neurons, student neurons, simulation step)
-SYSTEMS = {"vdp": ({"noise": 0.3}, 128, 64, 1e-3), "lorenz": ({"noise": 1.0}, 512, 512, 5e-4)}
+SYSTEMS = {
+    "vdp": ({"noise": 0.3}, 128, 64, 1e-3),
+    "lorenz": ({"noise": 1.0}, 512, 512, 5e-4),
+    "cycling_wells": ({"alpha": 3.0}, 256, 256, 1e-3),
+}
 
 
 def main():
@@ -186,10 +251,12 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--steps", type=int, default=None, help="student drift steps")
     parser.add_argument("--systems", nargs="+", default=["vdp"], choices=sorted(SYSTEMS))
+    parser.add_argument("--method", default=METHOD, choices=("adam", "lstsq", "lstsq+adam"),
+                        help="the student's drift fit (TrainConfig.method)")  # fmt: skip
     args = parser.parse_args()
     trajectories, time_units = (32, 50.0) if args.quick else (64, 100.0)
     steps = args.steps or (2000 if args.quick else 5000)
-    cfg = ddm.TrainConfig(steps=steps)
+    cfg = ddm.TrainConfig(steps=steps, method=args.method)
     rows, teachers = [], {}
     for system in args.systems:
         params, n_teacher, n_student, sim_dt = SYSTEMS[system]
@@ -204,25 +271,36 @@ def main():
               flush=True)  # fmt: skip
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(xs.shape[-1], RECORDED, replace=False))
+        reference = None
+        if system == "cycling_wells":
+            reference = cycling_reference(ddm.make_target(system, **params), jr.key(3))
+            teachers[system]["reference"] = reference
         for noise in NOISE:
             for correct in (True, False) if noise == 0.2 else (True,):
-                row = run_level(
-                    system, noise, correct, xs, zs, teacher, idx, cfg, n_student, jr.key(1), rng
-                )
+                row = run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n_student,
+                                jr.key(1), rng, reference)  # fmt: skip
                 row |= {"system": system, "n_teacher": n_teacher, "n": n_student}
                 rows.append(row)
                 print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
                       flush=True)  # fmt: skip
     head = (
         "| system | noise | correction | fit s | drift err | D err | R^2 (ceiling) | "
-        "D_stsp (null) | D_H (null) | period (teacher) | LDS drift err | LDS D err | LDS R^2 | "
+        "D_stsp (null) | D_H (null) | measure (teacher) | LDS drift err | LDS D err | LDS R^2 | "
         "LDS D_stsp | LDS D_H | LDS period |\n|" + "---|" * 16 + "\n"
     )
+
+    def measure(r):
+        if "period_low" in r:  # the target's fraction [its 95% interval]
+            inside = "inside" if r["period_inside"] else "outside"
+            return (f"{r['period_ddm']:.3f} ({r['period_teacher']:.3f} [{r['period_low']:.3f}, "
+                    f"{r['period_high']:.3f}], {inside})")  # fmt: skip
+        return f"{r['period_ddm']:.2f} ({r['period_teacher']:.2f})"
+
     lines = []
     for r in rows:
         lds = (
             f"{100 * r['drift_lds']:.1f}% | {100 * r['D_lds']:.1f}% | {r['r2_lds']:.4f} | "
-            f"{r['d_stsp_lds']:.3f} | {r['d_h_lds']:.3f} | {r['period_lds']:.2f}"
+            f"{r['d_stsp_lds']:.3f} | {r['d_h_lds']:.3f} | {r['period_lds']:.3f}"
             if "drift_lds" in r else " | | | | | "
         )  # fmt: skip
         lines.append(
@@ -230,17 +308,19 @@ def main():
             f"{r['seconds']:.1f} | "
             f"{100 * r['drift_ddm']:.1f}% | {100 * r['D_ddm']:.1f}% | {r['r2_ddm']:.4f} "
             f"({r['r2_ceiling']:.4f}) | {r['d_stsp_ddm']:.3f} ({r['d_stsp_null']:.3f}) | "
-            f"{r['d_h_ddm']:.3f} ({r['d_h_null']:.3f}) | {r['period_ddm']:.2f} "
-            f"({r['period_teacher']:.2f}) | {lds} |"
+            f"{r['d_h_ddm']:.3f} ({r['d_h_null']:.3f}) | {measure(r)} | {lds} |"
         )
     names = [(s, t["n"]) for s, t in teachers.items()]
     table = (
         f"Teachers: {', '.join(f'{s}-{t}' for s, t in names)} (ddm.fit); "
         f"{RECORDED} of their neurons recorded, {trajectories} trajectories of {time_units:g} "
-        f"time units at dt = {DT}; student fit_recording (VDP in 64 neurons, Lorenz in 512), "
-        f"{steps} drift steps; k given (detected: "
-        f"{', '.join(str(r['k_detected']) for r in rows)}). Period: VDP's limit cycle; for "
-        "Lorenz the column holds the largest Lyapunov exponent.\n\n"
+        f"time units at dt = {DT}; student fit_recording (VDP in 64 neurons, Lorenz in 512, "
+        f"cycling_wells in 256), method {args.method}"
+        f"{f', {steps} drift steps' if args.method != 'lstsq' else ''}; k given (detected: "
+        f"{', '.join(str(r['k_detected']) for r in rows)}). Measure: VDP's limit-cycle "
+        "period; Lorenz's largest Lyapunov exponent; cycling_wells' preferred-direction "
+        f"fraction of neighbour hops ({CYCLE_TRAJ} trajectories of {CYCLE_T:g} time units from "
+        "the wells' centres), against the target's with its Wilson 95% interval.\n\n"
         + head
         + "\n".join(lines)
         + "\n"
@@ -263,7 +343,8 @@ def main():
         fig.savefig(path, dpi=120)
         plt.close(fig)
 
-    data = {**stamp(), "steps": steps, "teachers": teachers, "rows": rows}
+    data = {**stamp(), "method": args.method, "steps": steps, "teachers": teachers,
+            "trajectories": trajectories, "time_units": time_units, "rows": rows}  # fmt: skip
     name = "recordings" if args.systems == ["vdp"] else "-".join(["recordings", *args.systems])
     write_results(name, data, table, plot)
     print(table)

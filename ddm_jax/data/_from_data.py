@@ -199,6 +199,22 @@ def _held_out_ridge_solve(model: LowRankRNN, zs, values, *, constant: bool):
     return ridge_solve(g_fit + g_val, r_fit + r_val, best)
 
 
+def data_anchored_layer(model: LowRankRNN, zs, key, config: TrainConfig) -> LowRankRNN:
+    """For ``config.method`` other than ``"adam"``: the closed form's hidden layer on the data.
+
+    ``Gamma`` and ``b`` from `anchored_layer` (scale ``config.gamma_scale`` or 1) at the data
+    states ``zs``; the model unchanged for ``"adam"``.
+    """
+    if config.method == "adam":
+        return model
+    dtype = model.W_s.dtype
+    v = (zs - np.asarray(model.centre)) / np.asarray(model.scale)
+    scale = 1.0 if config.gamma_scale is None else config.gamma_scale
+    gamma, b = anchored_layer(key, model.n, v, scale, np.dtype(dtype))
+    return eqx.tree_at(lambda m: (m.Gamma, m.b), model,
+                       (jnp.asarray(gamma, dtype), jnp.asarray(b, dtype)))  # fmt: skip
+
+
 def refit_readout(model: LowRankRNN, zs, ys) -> LowRankRNN:
     """The read-out ``W_s`` by linear least squares on all pairs, the hidden layer fixed.
 
@@ -313,12 +329,7 @@ def fit_data(
         box_target, n, key=k_init, tau=tau, state_dependent_noise=state_dependent_noise
     )
     dtype = model.W_s.dtype
-    if config.method != "adam":  # the closed form's hidden layer, anchored on the data
-        v = (inc.z - np.asarray(model.centre)) / np.asarray(model.scale)
-        scale = 1.0 if config.gamma_scale is None else config.gamma_scale
-        gamma, b = anchored_layer(jr.fold_in(key, 2), n, v, scale, np.dtype(dtype))
-        model = eqx.tree_at(lambda m: (m.Gamma, m.b), model,
-                            (jnp.asarray(gamma, dtype), jnp.asarray(b, dtype)))  # fmt: skip
+    model = data_anchored_layer(model, inc.z, jr.fold_in(key, 2), config)
     ys = drift_targets(inc, correct)
     steps = config.steps if adam_steps(config) else 0
     state, all_losses = _fit_pairs(model, inc.z, ys, key=k_train, config=config, steps=steps,
