@@ -1,28 +1,33 @@
 """Teacher-student: recover a network's latent SDE from noisy recordings of its neurons.
 
 The teacher is a ddm-jax network trained on a registered target (`ddm.fit`: Van der Pol with
-noise 0.3 in 128 neurons; with ``--systems lorenz``, Lorenz with noise 1 in 512). 64
-trajectories of 100 time units (quick: 32 of 50) are simulated from its attractor
-(Euler-Maruyama dt = 1e-3, Lorenz 5e-4, saved every dt = 0.01) and N = 100 of its neurons are
-recorded with white measurement noise of 0%, 5% and 20% of each neuron's spread. The student
-is `ddm.data.fit_recording` (VDP: 64 neurons, Lorenz: 512) on the first 80% of every
-trajectory; at 20% noise also without the noise correction. Beside it, the baseline a user
-would otherwise fit: a linear dynamical system ``y_{t+dt} = M y_t + c + w`` by least squares
-on the same latents (its drift ``(M - I) y / dt + c / dt``, its D the residual covariance
-over 2 dt).
+noise 0.3 in 128 neurons; with ``--systems lorenz``, Lorenz with noise 1 in 512; with
+``cycling_wells``, the wells with circulation alpha = 3 in 256). 64 trajectories of 100 time
+units (quick: 32 of 50) are simulated from its attractor (Euler-Maruyama dt = 1e-3, Lorenz
+5e-4, saved every dt = 0.01) and N = 100 of its neurons are recorded with white measurement
+noise of 0%, 5% and 20% of each neuron's spread. The student is `ddm.data.fit_recording`
+(VDP: 64 neurons, Lorenz: 512, cycling_wells: 256; ``--method``: the drift fit, by default
+the closed form) on the first 80% of every trajectory; at 20% noise also without the noise
+correction. Beside it, the baseline a user would otherwise fit: a linear dynamical system
+``y_{t+dt} = M y_t + c + w`` by least squares on the same latents (its drift
+``(M - I) y / dt + c / dt``, its D the residual covariance over 2 dt).
 
 Reported, against the teacher (its latent coordinates, after the best affine map from the
 student's latents, fitted on the noise-free projected states): the relative drift error on
 held-out teacher states and the D error; the held-out one-step R^2 of the 100 recorded
 neurons (mean); D_stsp (30 bins a dimension) and D_H (smoothing 20) of the student's free
 simulations from held-out starts against the teacher's held-out latents (with the null of
-two halves of the teacher's data); the period of VDP's noise-free limit cycle or Lorenz's
-largest Lyapunov exponent (of the drift in the teacher's coordinates; for the LDS
-``2 pi / |Im lambda|`` or the largest real part of its drift matrix's eigenvalues); the wall
-time of the fit. Default JAX device,
-float32. Writes results/recordings.{json,md,png} (other systems: recordings-SYSTEMS.*).
+two halves of the teacher's data); a dynamical measure: the period of VDP's noise-free limit
+cycle, Lorenz's largest Lyapunov exponent (of the drift in the teacher's coordinates; for the
+LDS ``2 pi / |Im lambda|`` or the largest real part of its drift matrix's eigenvalues), or
+cycling_wells' preferred-direction fraction of neighbour hops (`ddm.memory.cycling`'s
+measure on 400 trajectories of 100 time units from the wells' centres, the student's read
+through the alignment) against the target's with its Wilson 95% interval; the wall and CPU
+time of the fit. Default JAX device, float32. Writes results/recordings.{json,md,png} (other
+systems: recordings-SYSTEMS.*).
 
-    python benchmarks/recordings.py [--quick] [--steps N] [--systems vdp lorenz]
+    python benchmarks/recordings.py [--quick] [--steps N] [--method M]
+        [--systems vdp lorenz cycling_wells]
 """
 
 import argparse
@@ -162,11 +167,11 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng, re
     sd = clean.reshape(-1, len(idx)).std(0)
     obs = clean + noise * sd * rng.standard_normal(clean.shape)
     cut = int(round(0.8 * T))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     rec = ddm.data.fit_recording(
         obs[:, :cut], DT, n, key=key, config=cfg, correct_noise=correct, latent_dim=k
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     lm = rec.map
     # best affine map student latents -> teacher latents, on noise-free projected states
     y_clean = lm.encode(clean[:, :cut]).reshape(-1, k)
@@ -182,6 +187,7 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng, re
     row = {
         "noise": noise, "correct_noise": correct, "corrected": rec.noise_corrected,
         "k": rec.latent_dim, "k_detected": rec.choice.detected, "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "noise_sd_rel": float(np.median(rec.noise_sd / obs.reshape(-1, len(idx)).std(0))),
     }  # fmt: skip
     held_act = list(obs[:, cut:])
@@ -284,7 +290,7 @@ def main():
                 print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
                       flush=True)  # fmt: skip
     head = (
-        "| system | noise | correction | fit s | drift err | D err | R^2 (ceiling) | "
+        "| system | noise | correction | fit s (CPU s) | drift err | D err | R^2 (ceiling) | "
         "D_stsp (null) | D_H (null) | measure (teacher) | LDS drift err | LDS D err | LDS R^2 | "
         "LDS D_stsp | LDS D_H | LDS period |\n|" + "---|" * 16 + "\n"
     )
@@ -305,7 +311,7 @@ def main():
         )  # fmt: skip
         lines.append(
             f"| {r['system']}-{r['n_teacher']} | {100 * r['noise']:.0f}% | {r['correct_noise']} | "
-            f"{r['seconds']:.1f} | "
+            f"{r['seconds']:.1f} ({r['cpu_seconds']:.0f}) | "
             f"{100 * r['drift_ddm']:.1f}% | {100 * r['D_ddm']:.1f}% | {r['r2_ddm']:.4f} "
             f"({r['r2_ceiling']:.4f}) | {r['d_stsp_ddm']:.3f} ({r['d_stsp_null']:.3f}) | "
             f"{r['d_h_ddm']:.3f} ({r['d_h_null']:.3f}) | {measure(r)} | {lds} |"
