@@ -22,7 +22,8 @@ cycle, Lorenz's largest Lyapunov exponent (of the drift in the teacher's coordin
 LDS ``2 pi / |Im lambda|`` or the largest real part of its drift matrix's eigenvalues), or
 cycling_wells' preferred-direction fraction of neighbour hops (`ddm.memory.cycling`'s
 measure on 400 trajectories of 100 time units from the wells' centres, the student's read
-through the alignment) against the target's with its Wilson 95% interval; the wall and CPU
+through the alignment) against the teacher network's and the target SDE's, each with its
+Wilson 95% interval; the wall and CPU
 time of the fit. Default JAX device, float32. Writes results/recordings.{json,md,png} (other
 systems: recordings-SYSTEMS.*).
 
@@ -85,9 +86,9 @@ def hop_fraction(target, zs_teacher, save_dt) -> tuple[float, int]:
     return good / max(fwd + bwd, 1), fwd + bwd
 
 
-def cycling_reference(target, key) -> dict:
-    """The target's own fraction with its Wilson 95% interval (`ddm.memory.cycling`)."""
-    res = ddm.memory.cycling(target, key=key, trajectories=CYCLE_TRAJ, t1=CYCLE_T,
+def cycling_reference(target, key, model=None) -> dict:
+    """The target's fraction (the teacher network's: ``model``) with its Wilson 95% interval."""
+    res = ddm.memory.cycling(target, key=key, model=model, trajectories=CYCLE_TRAJ, t1=CYCLE_T,
                              burn_in=CYCLE_BURN, dt=CYCLE_DT, save_dt=CYCLE_SAVE)  # fmt: skip
     return {"fraction": res.fraction, "low": res.fraction_low, "high": res.fraction_high}
 
@@ -218,11 +219,17 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng, re
     row["r2_ceiling"] = float(1 - noise**2 / (1 + noise**2))
     row["d_stsp_null"] = ddm.data.state_space_divergence(zT_held[: B // 2], zT_held[B // 2 :])
     row["d_h_null"] = ddm.data.spectral_distance(zT_held[: B // 2], zT_held[B // 2 :])
-    if reference is not None:  # cycling_wells: the target's fraction and its interval
-        row["period_teacher"] = reference["fraction"]
-        row["period_low"], row["period_high"] = reference["low"], reference["high"]
-        row["teacher_fraction"] = hop_fraction(target, zs, DT)
-        row["period_inside"] = reference["low"] <= row["period_ddm"] <= reference["high"]
+    if reference is not None:  # cycling_wells: the teacher's fraction and its interval
+        row["period_teacher"] = reference["teacher"]["fraction"]
+        row["period_low"], row["period_high"] = (
+            reference["teacher"]["low"],
+            reference["teacher"]["high"],
+        )
+        row["period_inside"] = row["period_low"] <= row["period_ddm"] <= row["period_high"]
+        row["period_target"] = reference["target"]
+        row["period_inside_target"] = (
+            reference["target"]["low"] <= row["period_ddm"] <= reference["target"]["high"]
+        )
     else:
         row["period_teacher"] = dynamics_measure(system, teacher.target_drift, zT_held[0, 0])
     if correct:  # the linear baseline on the same latents
@@ -279,7 +286,9 @@ def main():
         idx = np.sort(rng.choice(xs.shape[-1], RECORDED, replace=False))
         reference = None
         if system == "cycling_wells":
-            reference = cycling_reference(ddm.make_target(system, **params), jr.key(3))
+            target = ddm.make_target(system, **params)
+            reference = {"target": cycling_reference(target, jr.key(3)),
+                         "teacher": cycling_reference(target, jr.key(3), teacher)}  # fmt: skip
             teachers[system]["reference"] = reference
         for noise in NOISE:
             for correct in (True, False) if noise == 0.2 else (True,):
@@ -296,10 +305,12 @@ def main():
     )
 
     def measure(r):
-        if "period_low" in r:  # the target's fraction [its 95% interval]
+        if "period_low" in r:  # the teacher's fraction [its 95% interval]; the target's
             inside = "inside" if r["period_inside"] else "outside"
+            t = r["period_target"]
             return (f"{r['period_ddm']:.3f} ({r['period_teacher']:.3f} [{r['period_low']:.3f}, "
-                    f"{r['period_high']:.3f}], {inside})")  # fmt: skip
+                    f"{r['period_high']:.3f}], {inside}; target {t['fraction']:.3f} "
+                    f"[{t['low']:.3f}, {t['high']:.3f}])")  # fmt: skip
         return f"{r['period_ddm']:.2f} ({r['period_teacher']:.2f})"
 
     lines = []
@@ -326,10 +337,8 @@ def main():
         f"{', '.join(str(r['k_detected']) for r in rows)}). Measure: VDP's limit-cycle "
         "period; Lorenz's largest Lyapunov exponent; cycling_wells' preferred-direction "
         f"fraction of neighbour hops ({CYCLE_TRAJ} trajectories of {CYCLE_T:g} time units from "
-        "the wells' centres), against the target's with its Wilson 95% interval.\n\n"
-        + head
-        + "\n".join(lines)
-        + "\n"
+        "the wells' centres), against the teacher network's and the target SDE's, each with "
+        "its Wilson 95% interval.\n\n" + head + "\n".join(lines) + "\n"
     )
 
     def plot(path):
