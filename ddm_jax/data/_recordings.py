@@ -70,6 +70,7 @@ from ._from_data import (
     MIN_PAIRS_PER_NEURON,
     DataFit,
     _fit_pairs,
+    _refit_readout,
     _unit_noise,
     _zero,
     data_anchored_layer,
@@ -266,11 +267,11 @@ def _fit_noisy(segments, dt, n, R, *, key, config, tau, name, on_chunk, simex):
     steps = config.steps if adam_steps(config) else 0
     state, all_losses = _fit_pairs(model, zs, ys, key=k_train, config=config, steps=steps,
                                    on_chunk=on_chunk)  # fmt: skip
-    model = refit_readout(state.model, zs, ys)
+    model, grams = _refit_readout(state.model, zs, ys)
     targets = ys
-    for _ in range(STENCIL_ROUNDS):
+    for _ in range(STENCIL_ROUNDS):  # the hidden layer is fixed: its F^T F is reused
         targets = ys - _stencil_bias(model, zs, dt)
-        model = refit_readout(model, zs, targets)
+        model = _refit_readout(model, zs, targets, grams)[0]
     ys = targets
     if simex:
         rng = np.random.default_rng(int(jr.randint(k_simex, (), 0, 2**31 - 1)))
