@@ -270,6 +270,7 @@ def main():
     trajectories, time_units = (32, 50.0) if args.quick else (64, 100.0)
     steps = args.steps or (2000 if args.quick else 5000)
     cfg = ddm.TrainConfig(steps=steps, method=args.method)
+    started = stamp()  # the commit and load when the run began
     rows, teachers = [], {}
     for system in args.systems:
         params, n_teacher, n_student, sim_dt = SYSTEMS[system]
@@ -358,7 +359,7 @@ def main():
         fig.savefig(path, dpi=120)
         plt.close(fig)
 
-    data = {**stamp(), "method": args.method, "steps": steps, "teachers": teachers,
+    data = {**started, "method": args.method, "steps": steps, "teachers": teachers,
             "trajectories": trajectories, "time_units": time_units, "rows": rows}  # fmt: skip
     name = "recordings" if args.systems == ["vdp"] else "-".join(["recordings", *args.systems])
     write_results(name, data, table, plot)

@@ -118,6 +118,7 @@ def main():
         return child(args.child, args.chunk)
     from _results import plt, stamp, write_results
 
+    started = stamp()  # the commit and load when the run began
     sizes = args.sizes or (QUICK if args.quick else SIZES)
     rows = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -172,7 +173,7 @@ def main():
         fig.savefig(path, dpi=120)
         plt.close(fig)
 
-    data = {**stamp(), "N": args.neurons, "k": K, "trajectories": B, "chunk": args.chunk,
+    data = {**started, "N": args.neurons, "k": K, "trajectories": B, "chunk": args.chunk,
             "rows": rows}  # fmt: skip
     write_results("recordings_scale", data, table, plot)
     print(table)
