@@ -1,28 +1,34 @@
 """Teacher-student: recover a network's latent SDE from noisy recordings of its neurons.
 
 The teacher is a ddm-jax network trained on a registered target (`ddm.fit`: Van der Pol with
-noise 0.3 in 128 neurons; with ``--systems lorenz``, Lorenz with noise 1 in 512). 64
-trajectories of 100 time units (quick: 32 of 50) are simulated from its attractor
-(Euler-Maruyama dt = 1e-3, Lorenz 5e-4, saved every dt = 0.01) and N = 100 of its neurons are
-recorded with white measurement noise of 0%, 5% and 20% of each neuron's spread. The student
-is `ddm.data.fit_recording` (VDP: 64 neurons, Lorenz: 512) on the first 80% of every
-trajectory; at 20% noise also without the noise correction. Beside it, the baseline a user
-would otherwise fit: a linear dynamical system ``y_{t+dt} = M y_t + c + w`` by least squares
-on the same latents (its drift ``(M - I) y / dt + c / dt``, its D the residual covariance
-over 2 dt).
+noise 0.3 in 128 neurons; with ``--systems lorenz``, Lorenz with noise 1 in 512; with
+``cycling_wells``, the wells with circulation alpha = 3 in 256). 64 trajectories of 100 time
+units (quick: 32 of 50) are simulated from its attractor (Euler-Maruyama dt = 1e-3, Lorenz
+5e-4, saved every dt = 0.01) and N = 100 of its neurons are recorded with white measurement
+noise of 0%, 5% and 20% of each neuron's spread. The student is `ddm.data.fit_recording`
+(VDP: 64 neurons, Lorenz: 512, cycling_wells: 256; ``--method``: the drift fit, by default
+the closed form) on the first 80% of every trajectory; at 20% noise also without the noise
+correction. Beside it, the baseline a user would otherwise fit: a linear dynamical system
+``y_{t+dt} = M y_t + c + w`` by least squares on the same latents (its drift
+``(M - I) y / dt + c / dt``, its D the residual covariance over 2 dt).
 
 Reported, against the teacher (its latent coordinates, after the best affine map from the
 student's latents, fitted on the noise-free projected states): the relative drift error on
 held-out teacher states and the D error; the held-out one-step R^2 of the 100 recorded
 neurons (mean); D_stsp (30 bins a dimension) and D_H (smoothing 20) of the student's free
 simulations from held-out starts against the teacher's held-out latents (with the null of
-two halves of the teacher's data); the period of VDP's noise-free limit cycle or Lorenz's
-largest Lyapunov exponent (of the drift in the teacher's coordinates; for the LDS
-``2 pi / |Im lambda|`` or the largest real part of its drift matrix's eigenvalues); the wall
-time of the fit. Default JAX device,
-float32. Writes results/recordings.{json,md,png} (other systems: recordings-SYSTEMS.*).
+two halves of the teacher's data); a dynamical measure: the period of VDP's noise-free limit
+cycle, Lorenz's largest Lyapunov exponent (of the drift in the teacher's coordinates; for the
+LDS ``2 pi / |Im lambda|`` or the largest real part of its drift matrix's eigenvalues), or
+cycling_wells' preferred-direction fraction of neighbour hops (`ddm.memory.cycling`'s
+measure on 400 trajectories of 100 time units from the wells' centres, the student's read
+through the alignment) against the teacher network's and the target SDE's, each with its
+Wilson 95% interval; the wall and CPU
+time of the fit. Default JAX device, float32. Writes results/recordings.{json,md,png} (other
+systems: recordings-SYSTEMS.*).
 
-    python benchmarks/recordings.py [--quick] [--steps N] [--systems vdp lorenz]
+    python benchmarks/recordings.py [--quick] [--steps N] [--method M]
+        [--systems vdp lorenz cycling_wells]
 """
 
 import argparse
@@ -37,6 +43,7 @@ from _results import plt, stamp, write_results
 import ddm_jax as ddm
 
 DT = 0.01
+METHOD = "lstsq"  # the closed form: as accurate as Adam here, and no gradient steps
 RECORDED = 100
 NOISE = (0.0, 0.05, 0.2)
 
@@ -59,6 +66,51 @@ def dynamics_measure(system, drift, z0) -> float:
     if system == "vdp":
         return ddm.fidelity.limit_cycle(drift, jnp.asarray(z0, jnp.float32))[0]
     return ddm.fidelity.lyapunov_exponent(drift, jnp.asarray(z0, jnp.float32), time=200.0)
+
+
+# cycling_wells: the preferred-direction fraction of neighbour hops (`ddm.memory.cycling`'s
+# protocol, smaller: CYCLE_TRAJ trajectories of CYCLE_T time units from the wells' centres)
+CYCLE_TRAJ, CYCLE_T, CYCLE_BURN, CYCLE_DT, CYCLE_SAVE = 400, 100.0, 10.0, 0.005, 0.02
+
+
+def hop_fraction(target, zs_teacher, save_dt) -> tuple[float, int]:
+    """Share of neighbour hops in the target's preferred direction, and the number of hops."""
+    centres, width = ddm.memory.well_geometry(target)
+    labels = ddm.memory.well_labels(
+        jnp.asarray(zs_teacher, jnp.float32), centres, ddm.memory._memory.CORE * width
+    )
+    first = int(np.ceil(CYCLE_BURN / save_dt - 1e-9))
+    hops = ddm.memory.count_hops(labels[:, first:], centres.shape[0])
+    fwd, bwd = int(hops.forward.sum()), int(hops.backward.sum())
+    good = bwd if ddm.memory.preferred_direction(target) < 0 else fwd
+    return good / max(fwd + bwd, 1), fwd + bwd
+
+
+def cycling_reference(target, key, model=None) -> dict:
+    """The target's fraction (the teacher network's: ``model``) with its Wilson 95% interval."""
+    res = ddm.memory.cycling(target, key=key, model=model, trajectories=CYCLE_TRAJ, t1=CYCLE_T,
+                             burn_in=CYCLE_BURN, dt=CYCLE_DT, save_dt=CYCLE_SAVE)  # fmt: skip
+    return {"fraction": res.fraction, "low": res.fraction_low, "high": res.fraction_high}
+
+
+def student_fraction(target, model, A, a, Ainv, key) -> float:
+    """The student network's fraction, read in the teacher's coordinates (``z = A y + a``).
+
+    Simulated from the wells' centres, as `cycling_reference`.
+    """
+    centres = np.asarray(ddm.memory.well_geometry(target)[0], float)
+    starts = (centres[np.arange(CYCLE_TRAJ) % len(centres)] - a) @ Ainv.T
+    run = ddm.simulate_network(model, jnp.asarray(starts, model.W_s.dtype), key=key,
+                               t1=CYCLE_T, dt=CYCLE_DT, save_dt=CYCLE_SAVE)  # fmt: skip
+    return hop_fraction(target, np.asarray(run.zs, float) @ A.T + a, CYCLE_SAVE)[0]
+
+
+def lds_fraction(target, M, c, Q, A, a, Ainv, rng) -> float:
+    """The same for the linear system (steps of DT, every second one read)."""
+    centres = np.asarray(ddm.memory.well_geometry(target)[0], float)
+    starts = (centres[np.arange(CYCLE_TRAJ) % len(centres)] - a) @ Ainv.T
+    ys = simulate_lds(M, c, Q, starts, int(round(CYCLE_T / DT)), rng)[:, ::2]
+    return hop_fraction(target, ys @ A.T + a, 2 * DT)[0]
 
 
 def aligned_drift(model, A, a, Ainv):
@@ -109,18 +161,18 @@ def evaluate(row, name, drift_fn, D, latent_map, held_act, predict_next, gen, ct
     row[f"period_{name}"] = period_fn(A, a, Ainv)
 
 
-def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng):
+def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng, reference=None):
     B, T, _ = xs.shape
     k = zs.shape[-1]
     clean = xs[..., idx]
     sd = clean.reshape(-1, len(idx)).std(0)
     obs = clean + noise * sd * rng.standard_normal(clean.shape)
     cut = int(round(0.8 * T))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     rec = ddm.data.fit_recording(
         obs[:, :cut], DT, n, key=key, config=cfg, correct_noise=correct, latent_dim=k
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     lm = rec.map
     # best affine map student latents -> teacher latents, on noise-free projected states
     y_clean = lm.encode(clean[:, :cut]).reshape(-1, k)
@@ -136,6 +188,7 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng):
     row = {
         "noise": noise, "correct_noise": correct, "corrected": rec.noise_corrected,
         "k": rec.latent_dim, "k_detected": rec.choice.detected, "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "noise_sd_rel": float(np.median(rec.noise_sd / obs.reshape(-1, len(idx)).std(0))),
     }  # fmt: skip
     held_act = list(obs[:, cut:])
@@ -149,17 +202,36 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng):
         return y + np.asarray(ddm.data.increment_means(model, inc, True, both=False)[0])
 
     gen = simulate_student(model, starts, steps, jr.fold_in(key, 1))
+    target = ddm.make_target(system, **SYSTEMS[system][0])
+    if system == "cycling_wells":
+
+        def measure(A, a, Ainv):
+            return student_fraction(target, model, A, a, Ainv, jr.fold_in(key, 2))
+    else:
+
+        def measure(A, a, Ainv):
+            return dynamics_measure(system, aligned_drift(model, A, a, Ainv), zT_held[0, 0])
+
     evaluate(
         row, "ddm", lambda y: np.asarray(drift(jnp.asarray(y, jnp.float32)), float),
-        np.asarray(rec.fit.D, float), lm, held_act, flow, gen, ctx,
-        lambda A, a, Ainv: dynamics_measure(
-            system, aligned_drift(model, A, a, Ainv), zT_held[0, 0]
-        ),
+        np.asarray(rec.fit.D, float), lm, held_act, flow, gen, ctx, measure,
     )  # fmt: skip
     row["r2_ceiling"] = float(1 - noise**2 / (1 + noise**2))
     row["d_stsp_null"] = ddm.data.state_space_divergence(zT_held[: B // 2], zT_held[B // 2 :])
     row["d_h_null"] = ddm.data.spectral_distance(zT_held[: B // 2], zT_held[B // 2 :])
-    row["period_teacher"] = dynamics_measure(system, teacher.target_drift, zT_held[0, 0])
+    if reference is not None:  # cycling_wells: the teacher's fraction and its interval
+        row["period_teacher"] = reference["teacher"]["fraction"]
+        row["period_low"], row["period_high"] = (
+            reference["teacher"]["low"],
+            reference["teacher"]["high"],
+        )
+        row["period_inside"] = row["period_low"] <= row["period_ddm"] <= row["period_high"]
+        row["period_target"] = reference["target"]
+        row["period_inside_target"] = (
+            reference["target"]["low"] <= row["period_ddm"] <= reference["target"]["high"]
+        )
+    else:
+        row["period_teacher"] = dynamics_measure(system, teacher.target_drift, zT_held[0, 0])
     if correct:  # the linear baseline on the same latents
         ys = rec.latents
         X = np.concatenate([s[:-1] for s in ys])
@@ -172,13 +244,19 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng):
         evaluate(
             row, "lds", lambda y: (y @ M.T + c - y) / DT, Q / (2 * DT), lm, held_act,
             lambda y: y @ M.T + c, gen_lds, ctx,
-            lambda *_: linear_measure(system, (M - np.eye(k)) / DT),
+            (lambda A, a, Ainv: lds_fraction(target, M, c, Q, A, a, Ainv, rng))
+            if system == "cycling_wells"
+            else (lambda *_: linear_measure(system, (M - np.eye(k)) / DT)),
         )  # fmt: skip
     return row
 
 
 # system: (registry parameters, teacher neurons, student neurons, simulation step)
-SYSTEMS = {"vdp": ({"noise": 0.3}, 128, 64, 1e-3), "lorenz": ({"noise": 1.0}, 512, 512, 5e-4)}
+SYSTEMS = {
+    "vdp": ({"noise": 0.3}, 128, 64, 1e-3),
+    "lorenz": ({"noise": 1.0}, 512, 512, 5e-4),
+    "cycling_wells": ({"alpha": 3.0}, 256, 256, 1e-3),
+}
 
 
 def main():
@@ -186,10 +264,13 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--steps", type=int, default=None, help="student drift steps")
     parser.add_argument("--systems", nargs="+", default=["vdp"], choices=sorted(SYSTEMS))
+    parser.add_argument("--method", default=METHOD, choices=("adam", "lstsq", "lstsq+adam"),
+                        help="the student's drift fit (TrainConfig.method)")  # fmt: skip
     args = parser.parse_args()
     trajectories, time_units = (32, 50.0) if args.quick else (64, 100.0)
     steps = args.steps or (2000 if args.quick else 5000)
-    cfg = ddm.TrainConfig(steps=steps)
+    cfg = ddm.TrainConfig(steps=steps, method=args.method)
+    started = stamp()  # the commit and load when the run began
     rows, teachers = [], {}
     for system in args.systems:
         params, n_teacher, n_student, sim_dt = SYSTEMS[system]
@@ -204,46 +285,61 @@ def main():
               flush=True)  # fmt: skip
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(xs.shape[-1], RECORDED, replace=False))
+        reference = None
+        if system == "cycling_wells":
+            target = ddm.make_target(system, **params)
+            reference = {"target": cycling_reference(target, jr.key(3)),
+                         "teacher": cycling_reference(target, jr.key(3), teacher)}  # fmt: skip
+            teachers[system]["reference"] = reference
         for noise in NOISE:
             for correct in (True, False) if noise == 0.2 else (True,):
-                row = run_level(
-                    system, noise, correct, xs, zs, teacher, idx, cfg, n_student, jr.key(1), rng
-                )
+                row = run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n_student,
+                                jr.key(1), rng, reference)  # fmt: skip
                 row |= {"system": system, "n_teacher": n_teacher, "n": n_student}
                 rows.append(row)
                 print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
                       flush=True)  # fmt: skip
     head = (
-        "| system | noise | correction | fit s | drift err | D err | R^2 (ceiling) | "
-        "D_stsp (null) | D_H (null) | period (teacher) | LDS drift err | LDS D err | LDS R^2 | "
+        "| system | noise | correction | fit s (CPU s) | drift err | D err | R^2 (ceiling) | "
+        "D_stsp (null) | D_H (null) | measure (teacher) | LDS drift err | LDS D err | LDS R^2 | "
         "LDS D_stsp | LDS D_H | LDS period |\n|" + "---|" * 16 + "\n"
     )
+
+    def measure(r):
+        if "period_low" in r:  # the teacher's fraction [its 95% interval]; the target's
+            inside = "inside" if r["period_inside"] else "outside"
+            t = r["period_target"]
+            return (f"{r['period_ddm']:.3f} ({r['period_teacher']:.3f} [{r['period_low']:.3f}, "
+                    f"{r['period_high']:.3f}], {inside}; target {t['fraction']:.3f} "
+                    f"[{t['low']:.3f}, {t['high']:.3f}])")  # fmt: skip
+        return f"{r['period_ddm']:.2f} ({r['period_teacher']:.2f})"
+
     lines = []
     for r in rows:
         lds = (
             f"{100 * r['drift_lds']:.1f}% | {100 * r['D_lds']:.1f}% | {r['r2_lds']:.4f} | "
-            f"{r['d_stsp_lds']:.3f} | {r['d_h_lds']:.3f} | {r['period_lds']:.2f}"
+            f"{r['d_stsp_lds']:.3f} | {r['d_h_lds']:.3f} | {r['period_lds']:.3f}"
             if "drift_lds" in r else " | | | | | "
         )  # fmt: skip
         lines.append(
             f"| {r['system']}-{r['n_teacher']} | {100 * r['noise']:.0f}% | {r['correct_noise']} | "
-            f"{r['seconds']:.1f} | "
+            f"{r['seconds']:.1f} ({r['cpu_seconds']:.0f}) | "
             f"{100 * r['drift_ddm']:.1f}% | {100 * r['D_ddm']:.1f}% | {r['r2_ddm']:.4f} "
             f"({r['r2_ceiling']:.4f}) | {r['d_stsp_ddm']:.3f} ({r['d_stsp_null']:.3f}) | "
-            f"{r['d_h_ddm']:.3f} ({r['d_h_null']:.3f}) | {r['period_ddm']:.2f} "
-            f"({r['period_teacher']:.2f}) | {lds} |"
+            f"{r['d_h_ddm']:.3f} ({r['d_h_null']:.3f}) | {measure(r)} | {lds} |"
         )
     names = [(s, t["n"]) for s, t in teachers.items()]
     table = (
         f"Teachers: {', '.join(f'{s}-{t}' for s, t in names)} (ddm.fit); "
         f"{RECORDED} of their neurons recorded, {trajectories} trajectories of {time_units:g} "
-        f"time units at dt = {DT}; student fit_recording (VDP in 64 neurons, Lorenz in 512), "
-        f"{steps} drift steps; k given (detected: "
-        f"{', '.join(str(r['k_detected']) for r in rows)}). Period: VDP's limit cycle; for "
-        "Lorenz the column holds the largest Lyapunov exponent.\n\n"
-        + head
-        + "\n".join(lines)
-        + "\n"
+        f"time units at dt = {DT}; student fit_recording (VDP in 64 neurons, Lorenz in 512, "
+        f"cycling_wells in 256), method {args.method}"
+        f"{f', {steps} drift steps' if args.method != 'lstsq' else ''}; k given (detected: "
+        f"{', '.join(str(r['k_detected']) for r in rows)}). Measure: VDP's limit-cycle "
+        "period; Lorenz's largest Lyapunov exponent; cycling_wells' preferred-direction "
+        f"fraction of neighbour hops ({CYCLE_TRAJ} trajectories of {CYCLE_T:g} time units from "
+        "the wells' centres), against the teacher network's and the target SDE's, each with "
+        "its Wilson 95% interval.\n\n" + head + "\n".join(lines) + "\n"
     )
 
     def plot(path):
@@ -263,7 +359,8 @@ def main():
         fig.savefig(path, dpi=120)
         plt.close(fig)
 
-    data = {**stamp(), "steps": steps, "teachers": teachers, "rows": rows}
+    data = {**started, "method": args.method, "steps": steps, "teachers": teachers,
+            "trajectories": trajectories, "time_units": time_units, "rows": rows}  # fmt: skip
     name = "recordings" if args.systems == ["vdp"] else "-".join(["recordings", *args.systems])
     write_results(name, data, table, plot)
     print(table)

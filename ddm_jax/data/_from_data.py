@@ -165,10 +165,13 @@ def _fit_pairs(model: LowRankRNN, zs, ys, *, key, config: TrainConfig, steps: in
 RIDGES = (1e-8, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 
 
-def _normal_equations(model: LowRankRNN, zs, values, *, constant: bool, held: int = 0):
+def _normal_equations(
+    model: LowRankRNN, zs, values, *, constant: bool, held: int = 0, gram: bool = True
+):
     """``(F^T F, F^T values)`` in float64 over blocks, ``F`` the hidden layer (plus a 1).
 
     With ``held > 0`` every ``held``-th of 20 or more blocks is summed apart, for validation.
+    Without ``gram`` the ``F^T F`` are 0.0 (not computed).
     """
     hidden = jax.jit(jax.vmap(lambda z: model.phi(model.embed(z))))
     block = min(32768, -(-len(zs) // 20))
@@ -178,25 +181,46 @@ def _normal_equations(model: LowRankRNN, zs, values, *, constant: bool, held: in
         if constant:
             feats = np.concatenate([np.ones((len(feats), 1)), feats], axis=1)
         part = sums[int(held > 0 and j % held == held - 1)]
-        part[0] = part[0] + feats.T @ feats
+        if gram:
+            part[0] = part[0] + feats.T @ feats
         part[1] = part[1] + feats.T @ values[i : i + block]
     return sums
 
 
-def _held_out_ridge_solve(model: LowRankRNN, zs, values, *, constant: bool):
+def _held_out_ridge_solve(model: LowRankRNN, zs, values, *, constant: bool, grams=None):
     """Least squares with the ridge that predicts held-out blocks best, refitted on all.
 
     One block of pairs in five is held out; the ridge is relative to the mean feature energy.
+    ``grams``: the ``(fit, held-out)`` ``F^T F`` of the same ``zs`` and hidden layer, reused.
+    Returns the coefficients and those ``grams``.
     """
     (g_fit, r_fit), (g_val, r_val) = _normal_equations(model, zs, values, constant=constant,
-                                                       held=5)  # fmt: skip
+                                                       held=5, gram=grams is None)  # fmt: skip
+    if grams is not None:
+        g_fit, g_val = grams
 
     def held_out_loss(ridge):
         w = ridge_solve(g_fit, r_fit, ridge)
         return np.sum(w * (g_val @ w)) - 2 * np.sum(w * r_val)
 
     best = min(RIDGES, key=held_out_loss)
-    return ridge_solve(g_fit + g_val, r_fit + r_val, best)
+    return ridge_solve(g_fit + g_val, r_fit + r_val, best), (g_fit, g_val)
+
+
+def data_anchored_layer(model: LowRankRNN, zs, key, config: TrainConfig) -> LowRankRNN:
+    """For ``config.method`` other than ``"adam"``: the closed form's hidden layer on the data.
+
+    ``Gamma`` and ``b`` from `anchored_layer` (scale ``config.gamma_scale`` or 1) at the data
+    states ``zs``; the model unchanged for ``"adam"``.
+    """
+    if config.method == "adam":
+        return model
+    dtype = model.W_s.dtype
+    v = (zs - np.asarray(model.centre)) / np.asarray(model.scale)
+    scale = 1.0 if config.gamma_scale is None else config.gamma_scale
+    gamma, b = anchored_layer(key, model.n, v, scale, np.dtype(dtype))
+    return eqx.tree_at(lambda m: (m.Gamma, m.b), model,
+                       (jnp.asarray(gamma, dtype), jnp.asarray(b, dtype)))  # fmt: skip
 
 
 def refit_readout(model: LowRankRNN, zs, ys) -> LowRankRNN:
@@ -207,10 +231,15 @@ def refit_readout(model: LowRankRNN, zs, ys) -> LowRankRNN:
     float64 over blocks of pairs, with a ridge penalty chosen among `RIDGES` (relative to the
     mean feature energy) by its error on held-out blocks, since each pair is noisy.
     """
+    return _refit_readout(model, zs, ys)[0]
+
+
+def _refit_readout(model: LowRankRNN, zs, ys, grams=None):
+    """`refit_readout`, and the ``F^T F`` it used (``grams``: reuse them; same zs and layer)."""
     v = (zs - np.asarray(model.centre)) / np.asarray(model.scale)
     rhs = float(model.tau) * ys / np.asarray(model.scale) + v
-    coef = _held_out_ridge_solve(model, zs, rhs, constant=False)
-    return eqx.tree_at(lambda m: m.W_s, model, jnp.asarray(coef.T, model.W_s.dtype))
+    coef, grams = _held_out_ridge_solve(model, zs, rhs, constant=False, grams=grams)
+    return eqx.tree_at(lambda m: m.W_s, model, jnp.asarray(coef.T, model.W_s.dtype)), grams
 
 
 def _psd_sqrt(c):
@@ -232,7 +261,8 @@ def _fit_state_noise(model, inc: Increments, correct, box, *, key, config):
     values = outer(inc.dz1 - m1, inc.dt)  # E = 2 D dt / dt = G G^T
     if correct:
         values = 2 * values - outer(inc.dz2 - m2, 2 * inc.dt)
-    coef = jnp.asarray(_held_out_ridge_solve(model, inc.z, values, constant=True), model.W_s.dtype)
+    coef, _ = _held_out_ridge_solve(model, inc.z, values, constant=True)
+    coef = jnp.asarray(coef, model.W_s.dtype)
     field = from_callables(
         _zero, _covariance_field, box=box, args={"model": model, "coef": coef}, name="data"
     )
@@ -313,12 +343,7 @@ def fit_data(
         box_target, n, key=k_init, tau=tau, state_dependent_noise=state_dependent_noise
     )
     dtype = model.W_s.dtype
-    if config.method != "adam":  # the closed form's hidden layer, anchored on the data
-        v = (inc.z - np.asarray(model.centre)) / np.asarray(model.scale)
-        scale = 1.0 if config.gamma_scale is None else config.gamma_scale
-        gamma, b = anchored_layer(jr.fold_in(key, 2), n, v, scale, np.dtype(dtype))
-        model = eqx.tree_at(lambda m: (m.Gamma, m.b), model,
-                            (jnp.asarray(gamma, dtype), jnp.asarray(b, dtype)))  # fmt: skip
+    model = data_anchored_layer(model, inc.z, jr.fold_in(key, 2), config)
     ys = drift_targets(inc, correct)
     steps = config.steps if adam_steps(config) else 0
     state, all_losses = _fit_pairs(model, inc.z, ys, key=k_train, config=config, steps=steps,

@@ -6,11 +6,16 @@ chunk of ``chunk`` samples (plus 4 of overlap) of one trajectory at a time: pass
 and the per-neuron counts, pass two the centred lagged products, pass three the latents. A
 memory-mapped ``.npy`` (``np.load(path, mmap_mode="r")``) is never loaded whole: the peak
 memory is a chunk (``chunk x N`` in float64), five ``N x N`` sums and the ``(B, T, k)``
-latents. A lagged pair counts when every sample from t to t + h is recorded, as in
+latents. A ``np.memmap`` of a whole file is read through a fresh map of each chunk, unmapped
+once copied, so the file's pages do not pile up in the resident set either (a read through one
+long-lived map keeps every page it touched resident until the kernel reclaims it). A lagged
+pair counts when every sample from t to t + h is recorded, as in
 `lag_covariances` over `trajectory_segments`, so both give the same numbers. The sums are
 additive: shards of trajectories on several devices or hosts can each sum their part, and the
 sums are added before the eigen-decomposition.
 """
+
+import mmap
 
 import numpy as np
 
@@ -20,12 +25,31 @@ from ._latent_space import PROJECTIONS, LatentMap, latent_space
 LAGS = 5
 
 
+def _reader(activity):
+    """``read(b, start, stop)``: rows of trajectory b as float64, from a fresh map of a file."""
+    whole = (isinstance(activity, np.memmap) and isinstance(activity.base, mmap.mmap)
+             and activity.filename is not None and activity.flags.c_contiguous)  # fmt: skip
+    if not whole:
+        return lambda b, start, stop: np.asarray(activity[b, start:stop], float)
+    _, T, N = activity.shape
+
+    def read(b, start, stop):
+        offset = activity.offset + (b * T + start) * N * activity.itemsize
+        part = np.memmap(activity.filename, activity.dtype, "r", offset, (stop - start, N))
+        x = np.array(part, float)
+        del part  # unmapped: its pages leave the resident set
+        return x
+
+    return read
+
+
 def _chunks(activity, chunk: int):
     """``(b, start, x, ok)`` over windows of ``chunk`` samples plus ``LAGS - 1`` of overlap."""
     B, T, _ = activity.shape
+    read = _reader(activity)
     for b in range(B):
         for start in range(0, T, chunk):
-            x = np.asarray(activity[b, start : min(start + chunk + LAGS - 1, T)], float)
+            x = read(b, start, min(start + chunk + LAGS - 1, T))
             if np.any(np.isinf(x)):
                 raise ValueError("Expected finite activity (NaN for missing samples); got inf.")
             yield b, start, x, np.all(np.isfinite(x), axis=1)
