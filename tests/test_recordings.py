@@ -324,3 +324,42 @@ def test_streaming_projection_matches_in_memory(tmp_path):
     )
     np.testing.assert_allclose(np.abs(lm.components @ lm2.loadings.T), np.eye(2), atol=1e-8)
     np.testing.assert_allclose(noise_sd, noise_sd2, rtol=1e-8)
+
+
+def test_nwb_streamed_lazily_matches_in_memory(tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(7)
+    z, _, _ = ou_latents(1, 3000, rng)
+    x, _, _ = observe(z, 8, 0.1, rng)
+    data = x[0].astype(np.float32)
+    data[1500:1510, 3] = np.nan  # a missing stretch of one neuron
+    nwb = pynwb.NWBFile("test", "id-2", datetime(2026, 1, 1, tzinfo=UTC))
+    module = nwb.create_processing_module("ophys", "processed activity")
+    chunked = pynwb.H5DataIO(data, chunks=(100, 8))  # a chunked HDF5 dataset
+    module.add(pynwb.TimeSeries(name="rates", data=chunked, unit="Hz", rate=100.0))
+    for a, b in ((0.0, 9.0), (9.0, 20.0), (20.0, 30.0)):
+        nwb.add_trial(start_time=a, stop_time=b)
+    with pynwb.NWBHDF5IO(str(tmp_path / "rec.nwb"), "w") as io:
+        io.write(nwb)
+    trials, dt, _ = ddm.data.load_nwb(tmp_path / "rec.nwb")
+    series, dt_lazy, _ = ddm.data.load_nwb(tmp_path / "rec.nwb", lazy=True)
+    assert dt_lazy == dt == pytest.approx(DT)
+    assert series.ranges == ((0, 900), (900, 2000), (2000, 3000))
+    assert series.shape == (3, 1100, 8)
+    np.testing.assert_array_equal(series[2, 995:1005], np.concatenate(
+        [trials[2][995:], np.full((5, 8), np.nan)]))  # fmt: skip
+    # what fit_recording(series, dt, n, chunk=128, ...) reads: chunks of the HDF5 dataset
+    lm, choice, noise_sd, R, latents = ddm.data.stream_projection(series, dt, chunk=128)
+    segments = ddm.data.recording_segments(trials, dt)
+    lm2, choice2, noise_sd2, R2 = ddm.data.project_recording(segments)
+    assert choice.latent_dim == choice2.latent_dim == 2
+    np.testing.assert_allclose(lm.mean, lm2.mean, atol=1e-10)
+    np.testing.assert_allclose(lm.components, lm2.components, atol=1e-8)
+    np.testing.assert_allclose(noise_sd, noise_sd2, atol=1e-8)
+    np.testing.assert_allclose(R, R2, atol=1e-8)
+    streamed = ddm.data.trajectory_segments(latents, dt)
+    assert [len(s) for s in streamed] == [len(s) for s in segments]
+    for a, s in zip(streamed, segments, strict=True):
+        np.testing.assert_allclose(a, lm2.encode(s), atol=1e-8)
+    assert not h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE)  # no file left open

@@ -40,7 +40,7 @@ from ._latent_space import (
     factor_analysis as factor_analysis,
     noise_covariance as noise_covariance,
 )
-from ._nwb import load_nwb as load_nwb
+from ._nwb import NWBSeries as NWBSeries, load_nwb as load_nwb
 from ._recordings import (
     RecordingFit as RecordingFit,
     fit_recording as fit_recording,

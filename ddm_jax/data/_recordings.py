@@ -398,7 +398,8 @@ def fit_recording(
         tau: as in `fit_data`.
         name: as in `fit_data`.
         on_chunk: as in `fit_data`.
-        chunk: read a ``(B, T, N)`` array (e.g. a memory map) in chunks of this many samples
+        chunk: read a ``(B, T, N)`` array (e.g. a memory map, or the `NWBSeries` of
+            ``load_nwb(path, lazy=True)``) in chunks of this many samples
             (`stream_projection`): only the latents are held in memory.
 
     Raises:

@@ -4,7 +4,8 @@
 autocovariances, k, the map, the measurement noise) and the latents, reading the activity one
 chunk of ``chunk`` samples (plus 4 of overlap) of one trajectory at a time: pass one the mean
 and the per-neuron counts, pass two the centred lagged products, pass three the latents. A
-memory-mapped ``.npy`` (``np.load(path, mmap_mode="r")``) is never loaded whole: the peak
+memory-mapped ``.npy`` (``np.load(path, mmap_mode="r")``) or an NWB series read lazily
+(`load_nwb` with ``lazy=True``, an `NWBSeries`) is never loaded whole: the peak
 memory is a chunk (``chunk x N`` in float64), five ``N x N`` sums and the ``(B, T, k)``
 latents. A ``np.memmap`` of a whole file is read through a fresh map of each chunk, unmapped
 once copied, so the file's pages do not pile up in the resident set either (a read through one
@@ -61,7 +62,8 @@ def stream_projection(
     """`project_recording` and the latents of a ``(B, T, N)`` array read in chunks.
 
     Args:
-        activity: ``(B, T, N)`` array-like with NaN for missing samples (e.g. a memory map).
+        activity: ``(B, T, N)`` array-like with NaN for missing samples (e.g. a memory map,
+            or an `NWBSeries`).
         dt: sampling interval (checked).
         latent_dim: k (default: chosen as in `choose_latent_dim`).
         chunk: samples per read.
