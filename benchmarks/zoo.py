@@ -3,19 +3,36 @@
 For each flow (`ddm.targets.dysts_systems`, or ``--systems``) and each size (``--neurons``):
 `ddm.targets.from_dysts` (time in periods of the flow, noise 2% of each coordinate's spread
 per square root of a period, box = a deterministic run's range enlarged 15%), `ddm.fit`
-with `ddm.TrainConfig` defaults (``--steps`` and ``--remedy`` change the steps and the
-remedy rounds), then `ddm.fidelity_report` (drift error on held-out attractor and box points,
-sliced Wasserstein to the target against its null, mean and covariance errors, the network's
-and the target's own largest exponent) and, unless ``--no-census``, `ddm.attractor_census`.
-dysts's own exponent estimate (per period) sits beside the measured ones. One JSON per flow
-and size in ``--cache`` (results/zoo/ by default): a rerun skips what is there (``--redo``
-reruns), so the run resumes. A failure (translation, escape from the box, divergence,
-stiffness) is recorded with its reason and the run goes on. ``--keep`` keeps each network
-under ``--out``/NAME-N (model.eqx and weights.npz, whose latent coordinates are the flow's
-own). The leaderboard, results/zoo.{md,json,png}, is rebuilt from every JSON in the cache.
+with `ddm.TrainConfig` defaults but the drift-matching method (``--method``: the closed form
+``lstsq`` by default, ``adam`` the gradient default of `TrainConfig`; ``--steps`` and
+``--remedy`` change Adam's steps and the remedy rounds), then `ddm.fidelity_report` (drift
+error on held-out attractor and box points, sliced Wasserstein to the target against its
+null, mean and covariance errors) and, unless ``--no-census``, `ddm.attractor_census`, whose
+exponents (network and target, means over its chaotic starts) are the ones compared; without
+the census the report measures them from one start. dysts's own exponent estimate (per
+period) sits beside the measured ones.
+
+Cost, chosen where it does not change what a statistic means: the report's statistics come
+from 256 runs of 12.5 periods, the first 2.5 discarded (10 periods of samples a run: every
+flow's time is in periods, so that is ten crossings of its attractor), with one null pair
+(``--null-pairs``); its sliced Wasserstein sorts on the host on a CPU (XLA's CPU sort took
+half the report). The census keeps its defaults (32 starts, 300 time units): the exponent
+within 10% is judged on it. A flow costs about a minute at n = 256 on a 2-core CPU.
+
+A noisy target that diverges (in the training pool or the report's ensemble: its noise
+carries trajectories out of a small basin) is retried once at a quarter of the noise
+(`QUIET`, the row's ``noise``; ``noise_retry`` keeps the first failure). One JSON per flow,
+size and method in ``--cache`` (results/zoo/ for Adam, results/zoo/lstsq/ for the closed
+form, and so on): a rerun skips what is there (``--redo`` reruns), so the run resumes. A
+failure (translation, escape from the box, divergence, stiffness) is recorded with its
+reason and the run goes on. ``--keep`` keeps each network under ``--out``/NAME-N (model.eqx
+and weights.npz, whose latent coordinates are the flow's own). The leaderboard,
+results/zoo.{md,json,png}, is rebuilt from every method's JSONs: a flow's row is its
+smallest n reaching 1% attractor drift error with any method, else its best run.
 
     python benchmarks/zoo.py --systems Halvorsen SprottB --neurons 256 --keep --out zoo-runs
-    python benchmarks/zoo.py --neurons 64 256 1024            # the whole zoo (hours on a CPU)
+    python benchmarks/zoo.py --neurons 256 1024               # the whole zoo (hours on a CPU)
+    python benchmarks/zoo.py --method adam --neurons 256       # Adam's runs, in their folder
     python benchmarks/zoo.py --table                           # only rebuild the leaderboard
 """
 

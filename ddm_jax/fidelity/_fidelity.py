@@ -238,7 +238,8 @@ def fidelity_report(
         simulated network. ``residual``, ``residual_max``: off-subspace residual of the full
         simulation. ``sw``: sliced-Wasserstein distance between stationary samples of the
         network and of the target, over the target's RMS spread; ``sw_null``: the median of
-        the same between ``null_pairs`` pairs of independent target runs; ``sw_ratio``.
+        the same between ``null_pairs`` pairs of independent target runs; ``sw_ratio`` (on a CPU
+        backend both sort on the host, in float64 NumPy: XLA's CPU sort is ~10x slower).
         ``mean_error``, ``cov_error`` (and ``_null``): stationary moments. With
         ``deterministic``, the kind of the target's attractor (``target.attractor``, or when
         that is None the majority class of `attractor_kind` over 8 of the held-out points)
