@@ -249,7 +249,30 @@ def summary(rows: list[dict], board: list[dict]) -> str:
             f"{np.median(ratio):.0f}x smaller than Adam's (median of {len(pairs)}; range "
             f"{min(ratio):.1f}x to {max(ratio):.0f}x)."
         )
+    lines.append(hardness(board))
     return "\n".join(lines) + "\n\n"
+
+
+def hardness(board: list[dict]) -> str:
+    """What goes with a hard flow: rank correlations of the best run's log drift error."""
+    ok = [e["row"] for e in board if e["row"]["status"] == "ok"]
+    if len(ok) < 5:
+        return ""
+    from scipy.stats import spearmanr
+
+    err = [r["drift_error_attractor"] for r in ok]
+    lam = [exponents(r)[0] for r in ok]
+    lam = [v if v is not None and math.isfinite(v) else 0.0 for v in lam]
+    parts = []
+    for label, x in [("dimension", [r["dim"] for r in ok]),
+                     ("box range (largest / smallest half-width)", [r["box_ratio"] for r in ok]),
+                     ("target's exponent per period", lam)]:  # fmt: skip
+        rho = spearmanr(x, err).statistic
+        parts.append(f"{label} {rho:+.2f}")
+    return (
+        f"- rank correlation of the best run's attractor drift error with: {', '.join(parts)} "
+        f"({len(ok)} flows that trained)."
+    )
 
 
 def plot(rows: list[dict], path) -> None:
