@@ -187,8 +187,9 @@ def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
         r = e["row"]
         lam_t, lam_n = exponents(r)
         rel = lam_n / lam_t - 1 if lam_n is not None and lam_t and math.isfinite(lam_t) else None
+        quiet = f" (noise {r['noise']:g}: retried)" if r.get("noise", NOISE) != NOISE else ""
         status = (
-            "ok" if e["reached"]
+            f"ok{quiet}" if e["reached"]
             else f"{r['stage']}: {r['reason'][:90]}" if r["status"] == "failed"
             else f"best of n = {', '.join(map(str, e['sizes']))} ({', '.join(e['methods'])})"
         )  # fmt: skip
