@@ -6,8 +6,10 @@ function whose module globals bind ``np`` to ``jax.numpy`` (and ``max``/``min`` 
 elementwise forms, for ``max(0, x)``). What cannot be translated raises a one-line
 `DystsError` saying why: delay equations (their state is a history, not a point of R^k),
 coordinates that grow without bound (phases and angles: no box holds them), explicit time
-dependence, code that branches on a value or writes into an array, and any translation that
-disagrees with dysts's own NumPy right-hand side at points of the attractor.
+dependence, code that branches on a value or writes into an array it did not make with
+``np.zeros``/``np.zeros_like`` (those become arrays that take item assignment, for Lorenz96),
+and any translation that disagrees with dysts's own NumPy right-hand side at points of the
+attractor.
 
 Conventions (``from_dysts`` arguments):
 
@@ -117,12 +119,43 @@ _JAX_GLOBALS = {
 }
 
 
-def _to_jax(fn):
+class _Writable:
+    """A JAX array that takes item assignment (as ``.at[i].set``): ``Xdot[0] = ...``."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __setitem__(self, index, value):
+        self.array = self.array.at[index].set(value)
+
+    def __getitem__(self, index):
+        return self.array[index]
+
+    def __iter__(self):
+        return iter(self.array)
+
+
+class _WritableNumPy:
+    """jax.numpy whose array constructors return `_Writable` arrays (code that fills arrays)."""
+
+    def __getattr__(self, name):
+        return getattr(jnp, name)
+
+    def zeros_like(self, x, *args, **kwargs):
+        return _Writable(jnp.zeros_like(jnp.asarray(x), *args, **kwargs))
+
+    def zeros(self, *args, **kwargs):
+        return _Writable(jnp.zeros(*args, **kwargs))
+
+
+def _to_jax(fn, writable: bool = False):
     """A copy of ``fn`` (numba's wrapper unwrapped) whose globals bind ``np`` to jax.numpy."""
     fn = getattr(fn, "py_func", fn)
     if isinstance(fn, staticmethod):
         fn = fn.__func__
     glob = {**fn.__globals__, **_JAX_GLOBALS}
+    if writable:
+        glob["np"] = _WritableNumPy()
     return types.FunctionType(fn.__code__, glob, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
@@ -132,12 +165,16 @@ def _copy(value):
     return np.array(value) if isinstance(value, np.ndarray) else value
 
 
-def _translated_rhs(system):
-    """``rhs(z, t) -> tuple or array`` running dysts's code under JAX (own copies of arrays)."""
+def _translated_rhs(system, writable: bool = False):
+    """``rhs(z, t) -> tuple or array`` running dysts's code under JAX (own copies of arrays).
+
+    With ``writable``, ``np.zeros`` and ``np.zeros_like`` make arrays that take item
+    assignment, for code that fills its derivative in place (Lorenz96).
+    """
     from dysts.base import DynSys
 
     if type(system).rhs is DynSys.rhs:  # the common form: _rhs(*coords, t, *sorted params)
-        fn = _to_jax(type(system)._rhs)
+        fn = _to_jax(type(system)._rhs, writable)
         params = tuple(_copy(p) for p in system.param_list)
         return lambda z, t: fn(*z, t, *params)
     # the class's own rhs(self, X, t): translate every method it defines, bound to a proxy
@@ -150,7 +187,7 @@ def _translated_rhs(system):
             raw = value.__func__ if isinstance(value, staticmethod) else value
             raw = getattr(raw, "py_func", raw)
             if isinstance(raw, types.FunctionType) and attr not in own:
-                translated = _to_jax(raw)
+                translated = _to_jax(raw, writable)
                 own[attr] = (
                     staticmethod(translated) if isinstance(value, staticmethod) else translated
                 )
@@ -250,16 +287,22 @@ def from_dysts(
     def as_jax(rhs):
         return lambda z: jnp.stack([jnp.asarray(v) for v in rhs(z, 0.0)]).reshape(k).astype(z.dtype)
 
-    jax_f = as_jax(_translated_rhs(system))  # float64 checks and the deterministic run
-    drift_f = as_jax(_translated_rhs(system))  # the target's drift
     scale = period if time_unit == "period" else 1.0
     unit = 1.0 if time_unit == "period" else period  # a period in the target's time
+    for writable in (False, True):  # arrays that take item assignment only where needed
+        jax_f = as_jax(_translated_rhs(system, writable))  # checks and the deterministic run
+        drift_f = as_jax(_translated_rhs(system, writable))  # the target's drift
+        with jax.enable_x64(True):
+            try:
+                f64 = jax.jit(jax_f)  # traced, not eager: no float64 op reaches the eager cache
+                out = np.asarray(f64(jnp.asarray(ic)))
+                break
+            except TypeError as err:
+                if writable or "immutable" not in str(err):
+                    raise fail(_why(err)) from None
+            except Exception as err:
+                raise fail(_why(err)) from None
     with jax.enable_x64(True):
-        try:
-            f64 = jax.jit(jax_f)  # traced, not eager: no float64 op reaches JAX's eager cache
-            out = np.asarray(f64(jnp.asarray(ic)))
-        except Exception as err:
-            raise fail(_why(err)) from None
         if not np.allclose(out, ref(ic), rtol=1e-8, atol=1e-10 * (1 + np.abs(out).max())):
             raise fail("its JAX translation disagrees with dysts's rhs at the initial condition")
         h = unit / STEPS_PER_PERIOD
