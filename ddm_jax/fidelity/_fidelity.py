@@ -288,8 +288,7 @@ def fidelity_report(
     scale = spread(r)
     # on the host in float64 on every backend (the same numbers on any machine): NumPy's sort
     # beats XLA's on a CPU by ~10x, and on a GPU these samples are small
-    host = True
-    metrics["sw"] = sliced_wasserstein(a, r, host=host) / scale
+    metrics["sw"] = sliced_wasserstein(a, r, host=True) / scale
     metrics["mean_error"], metrics["cov_error"] = moment_errors(a, r)
     null_sw, null_mean, null_cov = [], [], []
     for _ in range(null_pairs):
@@ -299,7 +298,7 @@ def fidelity_report(
             )
             for kz, ks in jr.split(next(keys), (2, 2))
         ]
-        null_sw.append(sliced_wasserstein(*pair, host=host) / scale)
+        null_sw.append(sliced_wasserstein(*pair, host=True) / scale)
         mean_err, cov_err = moment_errors(*pair)
         null_mean.append(mean_err)
         null_cov.append(cov_err)
