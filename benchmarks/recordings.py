@@ -10,7 +10,14 @@ noise of 0%, 5% and 20% of each neuron's spread. The student is `ddm.data.fit_re
 the closed form) on the first 80% of every trajectory; at 20% noise also without the noise
 correction. Beside it, the baseline a user would otherwise fit: a linear dynamical system
 ``y_{t+dt} = M y_t + c + w`` by least squares on the same latents (its drift
-``(M - I) y / dt + c / dt``, its D the residual covariance over 2 dt).
+``(M - I) y / dt + c / dt``, its D the residual covariance over 2 dt). With ``--peer
+dynamax`` (optional: ``pip install 'ddm-jax[peers]'``; skipped with a note when it does not
+import), also a peer's method: dynamax's linear Gaussian state-space model fitted by EM on
+the recorded neurons themselves (``x' = F x + b + N(0, Q)``, ``y = H x + d + N(0, R)``, k
+latent dimensions, R diagonal: one noise variance a neuron), the natural peer of a method
+for noisy recordings; its drift ``(F - I) x / dt + b / dt``, D ``Q / (2 dt)``, its latents
+aligned to the teacher's as the student's (read from the noise-free neurons by generalised
+least squares), its one-step prediction from the Kalman filter.
 
 Reported, against the teacher (its latent coordinates, after the best affine map from the
 student's latents, fitted on the noise-free projected states): the relative drift error on
@@ -24,11 +31,12 @@ cycling_wells' preferred-direction fraction of neighbour hops (`ddm.memory.cycli
 measure on 400 trajectories of 100 time units from the wells' centres, the student's read
 through the alignment) against the teacher network's and the target SDE's, each with its
 Wilson 95% interval; the wall and CPU
-time of the fit. Default JAX device, float32. Writes results/recordings.{json,md,png} (other
-systems: recordings-SYSTEMS.*).
+time of the fit (and of the peer's, compilation included). Default JAX device, float32.
+Writes results/recordings.{json,md,png} (other systems: recordings-SYSTEMS.*; ``--quick``
+adds ``-quick``).
 
     python benchmarks/recordings.py [--quick] [--steps N] [--method M]
-        [--systems vdp lorenz cycling_wells]
+        [--systems vdp lorenz cycling_wells] [--peer dynamax]
 """
 
 import argparse
@@ -161,7 +169,113 @@ def evaluate(row, name, drift_fn, D, latent_map, held_act, predict_next, gen, ct
     row[f"period_{name}"] = period_fn(A, a, Ainv)
 
 
-def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng, reference=None):
+PEER_ITERS = 100  # EM iterations of the dynamax peer
+PEER = (
+    "dynamax's LinearGaussianSSM fitted by EM on the recorded neurons (k latent dimensions, "
+    f"one noise variance a neuron, {PEER_ITERS} iterations from PCA); its one-step R^2 from "
+    "the Kalman filter; its latents read from the noise-free neurons by GLS for the alignment; "
+    "fit s includes compiling."
+)
+
+
+def peer_available(name) -> str | None:
+    """None when the peer ``name`` imports, else the reason it is skipped."""
+    try:
+        import dynamax.linear_gaussian_ssm  # noqa: F401
+    except Exception as exc:  # ImportError, or a JAX it does not work with
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+class PeerMap:
+    """The peer's read of neurons: a Kalman filter (``encode``) and its emissions (``decode``)."""
+
+    def __init__(self, model, params):
+        self.params = params
+        self._filter = jax.jit(lambda p, s: model.filter(p, s).filtered_means)
+        e = params.emissions
+        self.H, self.d = np.asarray(e.weights, float), np.asarray(e.bias, float)
+        self.R = np.asarray(e.cov, float)
+        Hr = self.H / self.R[:, None]
+        self.gls = np.linalg.solve(self.H.T @ Hr, Hr.T)  # (H^T R^-1 H)^-1 H^T R^-1
+
+    def project(self, x):
+        """The latent state that explains activity ``x`` best, sample by sample (GLS)."""
+        return (np.asarray(x, float) - self.d) @ self.gls.T
+
+    def encode(self, s):
+        """Filtered means of one trajectory ``(T, N)``: each from the samples up to it."""
+        return np.asarray(self._filter(self.params, jnp.asarray(s, jnp.float64)), float)
+
+    def decode(self, y):
+        """The neurons' means ``H y + d``."""
+        return np.asarray(y, float) @ self.H.T + self.d
+
+
+def fit_peer_dynamax(obs, k, iters):
+    """A linear Gaussian state-space model fitted by EM (dynamax) on the recorded neurons.
+
+    ``x_{t+1} = F x_t + b + N(0, Q)``, ``y_t = H x_t + d + N(0, diag(R))``: k latent
+    dimensions, one noise variance per neuron (the M-step's R is the diagonal of the full
+    one, the exact M-step for a diagonal R; the Kalman filter then costs O(N k^2) a sample).
+    Started from PCA: H the leading k components scaled to unit latent variance, R the
+    remaining variance, F, b, Q the least-squares fit on those latents.
+    """
+    from dynamax.linear_gaussian_ssm import LinearGaussianSSM
+
+    class DiagonalLGSSM(LinearGaussianSSM):
+        def m_step(self, params, props, batch_stats, m_step_state):
+            params, state = super().m_step(params, props, batch_stats, m_step_state)
+            cov = jnp.maximum(jnp.diag(params.emissions.cov), 1e-6)
+            # the initial covariance over a batch of trajectories: E[x0 x0^T] - m m^T (the
+            # M-step's (sum x0 x0^T - sum x0 sum x0^T) / B is negative for B > 1)
+            x0, x0x0, count = (jnp.sum(s, 0) for s in batch_stats[0])
+            m = x0 / count
+            S = x0x0 / count - jnp.outer(m, m) + 1e-6 * jnp.eye(k)
+            return params._replace(
+                initial=params.initial._replace(mean=m, cov=S),
+                emissions=params.emissions._replace(cov=cov),
+            ), state
+
+    B, T, N = obs.shape
+    flat = obs.reshape(-1, N)
+    mean = flat.mean(0)
+    lam, V = np.linalg.eigh(np.cov(flat.T))
+    lam, V = lam[::-1][:k], V[:, ::-1][:, :k]
+    H = V * np.sqrt(lam)
+    R = np.maximum(flat.var(0) - np.sum(H**2, 1), 1e-3 * flat.var(0))
+    x = (obs - mean) @ V / np.sqrt(lam)
+    X, Y = x[:, :-1].reshape(-1, k), x[:, 1:].reshape(-1, k)
+    coef = np.linalg.lstsq(np.c_[X, np.ones(len(X))], Y, rcond=None)[0]
+    F, b = coef[:k].T, coef[k]
+    res = Y - X @ F.T - b
+    model = DiagonalLGSSM(k, N)
+    f64 = lambda m: jnp.asarray(m, jnp.float64)
+    params, props = model.initialize(
+        jr.key(0), initial_mean=f64(x[:, 0].mean(0)),
+        initial_covariance=f64(np.cov(x[:, 0].T) + 1e-3 * np.eye(k)),
+        dynamics_weights=f64(F), dynamics_bias=f64(b),
+        dynamics_covariance=f64(res.T @ res / len(res)),
+        emission_weights=f64(H), emission_bias=f64(mean), emission_covariance=f64(R),
+    )  # fmt: skip
+
+    # dynamax's EM step (its E-step, our diagonal M-step), jitted with the data as an
+    # argument: fit_em closes over the data, and XLA then spends minutes constant-folding it
+    @jax.jit
+    def em_step(params, data):
+        stats, lls = jax.vmap(lambda y: model.e_step(params, y))(data)
+        return model.m_step(params, props, stats, None)[0], lls.sum()
+
+    data, lls = f64(obs), []
+    for _ in range(iters):
+        params, ll = em_step(params, data)
+        lls.append(float(ll))
+    return model, params, np.asarray(lls)
+
+
+def run_level(
+    system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng, reference=None, peer=None
+):
     B, T, _ = xs.shape
     k = zs.shape[-1]
     clean = xs[..., idx]
@@ -248,7 +362,39 @@ def run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n, key, rng, re
             if system == "cycling_wells"
             else (lambda *_: linear_measure(system, (M - np.eye(k)) / DT)),
         )  # fmt: skip
+        if peer is not None:  # the peer on the recorded neurons themselves, in float64
+            with jax.enable_x64(True):
+                peer_level(row, system, obs, clean, zs, idx, cut, steps, held_act, ctx, target, rng)
     return row
+
+
+def peer_level(row, system, obs, clean, zs, idx, cut, steps, held_act, ctx, target, rng):
+    """Fit the dynamax peer on the recorded neurons and add its metrics to ``row``."""
+    k = zs.shape[-1]
+    start, cpu = time.perf_counter(), time.process_time()
+    pmodel, pparams, lls = fit_peer_dynamax(obs[:, :cut], k, PEER_ITERS)
+    row["seconds_peer"] = time.perf_counter() - start
+    row["cpu_seconds_peer"] = time.process_time() - cpu
+    row["peer_loglik"] = [float(lls[0]), float(lls[-1])]
+    row["peer_loglik_last_step"] = float(lls[-1] - lls[-2])
+    pm = PeerMap(pmodel, pparams)
+    dyn = pparams.dynamics
+    F, b = np.asarray(dyn.weights, float), np.asarray(dyn.bias, float)
+    Qp = np.asarray(dyn.cov, float)
+    fitP = ddm.data.estimate_affine_map(
+        jnp.asarray(pm.project(clean[:, :cut].reshape(-1, len(idx)))[::10]),
+        jnp.asarray(zs[:, :cut].reshape(-1, k)[::10]),
+    )
+    Ap, ap = np.asarray(fitP.A, float), np.asarray(fitP.a, float)
+    ctx_p = (Ap, ap, np.linalg.inv(Ap), *ctx[3:])
+    gen_p = simulate_lds(F, b, Qp, pm.project(obs[:, cut]), steps, rng)
+    evaluate(
+        row, "peer", lambda y: (y @ F.T + b - y) / DT, Qp / (2 * DT), pm, held_act,
+        lambda y: y @ F.T + b, gen_p, ctx_p,
+        (lambda A, a, Ainv: lds_fraction(target, F, b, Qp, A, a, Ainv, rng))
+        if system == "cycling_wells"
+        else (lambda *_: linear_measure(system, (F - np.eye(k)) / DT)),
+    )  # fmt: skip
 
 
 # system: (registry parameters, teacher neurons, student neurons, simulation step)
@@ -266,7 +412,13 @@ def main():
     parser.add_argument("--systems", nargs="+", default=["vdp"], choices=sorted(SYSTEMS))
     parser.add_argument("--method", default=METHOD, choices=("adam", "lstsq", "lstsq+adam"),
                         help="the student's drift fit (TrainConfig.method)")  # fmt: skip
+    parser.add_argument("--peer", choices=("dynamax",), default=None,
+                        help="also fit a peer's method (pip install 'ddm-jax[peers]')")  # fmt: skip
     args = parser.parse_args()
+    peer = args.peer
+    if peer is not None and (why := peer_available(peer)) is not None:
+        print(f"peer {peer} skipped: not installed or not working here ({why})", flush=True)
+        peer = None
     trajectories, time_units = (32, 50.0) if args.quick else (64, 100.0)
     steps = args.steps or (2000 if args.quick else 5000)
     cfg = ddm.TrainConfig(steps=steps, method=args.method)
@@ -294,7 +446,7 @@ def main():
         for noise in NOISE:
             for correct in (True, False) if noise == 0.2 else (True,):
                 row = run_level(system, noise, correct, xs, zs, teacher, idx, cfg, n_student,
-                                jr.key(1), rng, reference)  # fmt: skip
+                                jr.key(1), rng, reference, peer)  # fmt: skip
                 row |= {"system": system, "n_teacher": n_teacher, "n": n_student}
                 rows.append(row)
                 print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
@@ -302,8 +454,11 @@ def main():
     head = (
         "| system | noise | correction | fit s (CPU s) | drift err | D err | R^2 (ceiling) | "
         "D_stsp (null) | D_H (null) | measure (teacher) | LDS drift err | LDS D err | LDS R^2 | "
-        "LDS D_stsp | LDS D_H | LDS period |\n|" + "---|" * 16 + "\n"
-    )
+        "LDS D_stsp | LDS D_H | LDS period |"
+        + (" peer drift err | peer D err | peer R^2 | peer D_stsp | peer D_H | peer period | "
+           "peer fit s (CPU s) |" if peer else "")
+        + "\n|" + "---|" * (23 if peer else 16) + "\n"
+    )  # fmt: skip
 
     def measure(r):
         if "period_low" in r:  # the teacher's fraction [its 95% interval]; the target's
@@ -321,6 +476,13 @@ def main():
             f"{r['d_stsp_lds']:.3f} | {r['d_h_lds']:.3f} | {r['period_lds']:.3f}"
             if "drift_lds" in r else " | | | | | "
         )  # fmt: skip
+        if peer:
+            lds += (
+                f" | {100 * r['drift_peer']:.1f}% | {100 * r['D_peer']:.1f}% | "
+                f"{r['r2_peer']:.4f} | {r['d_stsp_peer']:.3f} | {r['d_h_peer']:.3f} | "
+                f"{r['period_peer']:.3f} | {r['seconds_peer']:.1f} ({r['cpu_seconds_peer']:.0f})"
+                if "drift_peer" in r else " | | | | | | | "
+            )  # fmt: skip
         lines.append(
             f"| {r['system']}-{r['n_teacher']} | {100 * r['noise']:.0f}% | {r['correct_noise']} | "
             f"{r['seconds']:.1f} ({r['cpu_seconds']:.0f}) | "
@@ -339,19 +501,29 @@ def main():
         "period; Lorenz's largest Lyapunov exponent; cycling_wells' preferred-direction "
         f"fraction of neighbour hops ({CYCLE_TRAJ} trajectories of {CYCLE_T:g} time units from "
         "the wells' centres), against the teacher network's and the target SDE's, each with "
-        "its Wilson 95% interval.\n\n" + head + "\n".join(lines) + "\n"
+        "its Wilson 95% interval."
+        + (f" Peer: {PEER}" if peer else "")
+        + "\n\n"
+        + head
+        + "\n".join(lines)
+        + "\n"
     )
+
+    series = [("ddm", "ddm-jax"), ("lds", "LDS")] + ([("peer", f"{peer} LGSSM")] if peer else [])
 
     def plot(path):
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+        w = 0.27 if peer else 0.4
         labels = [f"{100 * r['noise']:.0f}%{'' if r['correct_noise'] else ' raw'}" for r in rows]
         xpos = np.arange(len(rows))
-        ax[0].bar(xpos - 0.2, [100 * r["drift_ddm"] for r in rows], 0.4, label="ddm-jax")
-        ax[0].bar(xpos + 0.2, [100 * r.get("drift_lds", np.nan) for r in rows], 0.4, label="LDS")
+        for i, (key, label) in enumerate(series):
+            vals = [100 * r.get(f"drift_{key}", np.nan) for r in rows]
+            ax[0].bar(xpos + (i - (len(series) - 1) / 2) * w, vals, w, label=label)
         ax[0].set(xticks=xpos, xticklabels=labels, ylabel="drift error after alignment (%)")
         ax[0].legend()
-        ax[1].bar(xpos - 0.2, [r["d_stsp_ddm"] for r in rows], 0.4, label="ddm-jax")
-        ax[1].bar(xpos + 0.2, [r.get("d_stsp_lds", np.nan) for r in rows], 0.4, label="LDS")
+        for i, (key, label) in enumerate(series):
+            vals = [r.get(f"d_stsp_{key}", np.nan) for r in rows]
+            ax[1].bar(xpos + (i - (len(series) - 1) / 2) * w, vals, w, label=label)
         ax[1].axhline(rows[0]["d_stsp_null"], color="k", ls="--", label="null")
         ax[1].set(xticks=xpos, xticklabels=labels, ylabel="D_stsp")
         ax[1].legend()
@@ -360,8 +532,10 @@ def main():
         plt.close(fig)
 
     data = {**started, "method": args.method, "steps": steps, "teachers": teachers,
-            "trajectories": trajectories, "time_units": time_units, "rows": rows}  # fmt: skip
+            "trajectories": trajectories, "time_units": time_units, "rows": rows,
+            "peer": peer, "peer_iters": PEER_ITERS if peer else None}  # fmt: skip
     name = "recordings" if args.systems == ["vdp"] else "-".join(["recordings", *args.systems])
+    name += "-quick" if args.quick else ""  # keeps the full-size pages
     write_results(name, data, table, plot)
     print(table)
 
