@@ -178,6 +178,19 @@ PEER = (
 )
 
 
+def evaluate_linear(row, name, lds, latent_map, held_act, gen, ctx, system, target, rng):
+    """`evaluate` for a linear model ``y' = M y + c + w``, ``Cov(w) = Q`` (the LDS, the peer)."""
+    M, c, Q = lds
+    k = M.shape[0]
+    evaluate(
+        row, name, lambda y: (y @ M.T + c - y) / DT, Q / (2 * DT), latent_map, held_act,
+        lambda y: y @ M.T + c, gen, ctx,
+        (lambda A, a, Ainv: lds_fraction(target, M, c, Q, A, a, Ainv, rng))
+        if system == "cycling_wells"
+        else (lambda *_: linear_measure(system, (M - np.eye(k)) / DT)),
+    )  # fmt: skip
+
+
 def peer_available(name) -> str | None:
     """None when the peer ``name`` imports, else the reason it is skipped."""
     try:
@@ -355,13 +368,7 @@ def run_level(
         res = Y - X @ M.T - c
         Q = res.T @ res / len(res)
         gen_lds = simulate_lds(M, c, Q, starts, steps, rng)
-        evaluate(
-            row, "lds", lambda y: (y @ M.T + c - y) / DT, Q / (2 * DT), lm, held_act,
-            lambda y: y @ M.T + c, gen_lds, ctx,
-            (lambda A, a, Ainv: lds_fraction(target, M, c, Q, A, a, Ainv, rng))
-            if system == "cycling_wells"
-            else (lambda *_: linear_measure(system, (M - np.eye(k)) / DT)),
-        )  # fmt: skip
+        evaluate_linear(row, "lds", (M, c, Q), lm, held_act, gen_lds, ctx, system, target, rng)
         if peer is not None:  # the peer on the recorded neurons themselves, in float64
             with jax.enable_x64(True):
                 peer_level(row, system, obs, clean, zs, idx, cut, steps, held_act, ctx, target, rng)
@@ -388,13 +395,7 @@ def peer_level(row, system, obs, clean, zs, idx, cut, steps, held_act, ctx, targ
     Ap, ap = np.asarray(fitP.A, float), np.asarray(fitP.a, float)
     ctx_p = (Ap, ap, np.linalg.inv(Ap), *ctx[3:])
     gen_p = simulate_lds(F, b, Qp, pm.project(obs[:, cut]), steps, rng)
-    evaluate(
-        row, "peer", lambda y: (y @ F.T + b - y) / DT, Qp / (2 * DT), pm, held_act,
-        lambda y: y @ F.T + b, gen_p, ctx_p,
-        (lambda A, a, Ainv: lds_fraction(target, F, b, Qp, A, a, Ainv, rng))
-        if system == "cycling_wells"
-        else (lambda *_: linear_measure(system, (F - np.eye(k)) / DT)),
-    )  # fmt: skip
+    evaluate_linear(row, "peer", (F, b, Qp), pm, held_act, gen_p, ctx_p, system, target, rng)
 
 
 # system: (registry parameters, teacher neurons, student neurons, simulation step)

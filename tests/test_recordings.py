@@ -313,17 +313,23 @@ def test_recording_run_with_factor_analysis(tmp_path):
     np.testing.assert_allclose(lm.loadings, L)
 
 
-def test_nwb_trials_as_trajectories(tmp_path):
+def write_nwb(path, data, trials):
+    """A small NWB file: ``data`` as a processed time series at 100 Hz, with ``trials``."""
     pynwb = pytest.importorskip("pynwb")
-    rng = np.random.default_rng(5)
-    data = rng.standard_normal((1000, 6))
     nwb = pynwb.NWBFile("test", "id-1", datetime(2026, 1, 1, tzinfo=UTC))
     module = nwb.create_processing_module("ophys", "processed activity")
     module.add(pynwb.TimeSeries(name="rates", data=data, unit="Hz", rate=100.0))
-    for a, b in ((0.0, 3.0), (3.0, 6.0), (6.0, 10.0)):
+    for a, b in trials:
         nwb.add_trial(start_time=a, stop_time=b)
-    with pynwb.NWBHDF5IO(str(tmp_path / "rec.nwb"), "w") as io:
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
+
+
+def test_nwb_trials_as_trajectories(tmp_path):
+    pytest.importorskip("pynwb")
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((1000, 6))
+    write_nwb(tmp_path / "rec.nwb", data, ((0.0, 3.0), (3.0, 6.0), (6.0, 10.0)))
     activity, dt, _ = ddm.data.load_recording(tmp_path / "rec.nwb")
     assert dt == pytest.approx(0.01)
     assert [len(t) for t in activity] == [300, 300, 400]
@@ -369,14 +375,8 @@ def test_nwb_streamed_lazily_matches_in_memory(tmp_path):
     x, _, _ = observe(z, 8, 0.1, rng)
     data = x[0].astype(np.float32)
     data[1500:1510, 3] = np.nan  # a missing stretch of one neuron
-    nwb = pynwb.NWBFile("test", "id-2", datetime(2026, 1, 1, tzinfo=UTC))
-    module = nwb.create_processing_module("ophys", "processed activity")
     chunked = pynwb.H5DataIO(data, chunks=(100, 8))  # a chunked HDF5 dataset
-    module.add(pynwb.TimeSeries(name="rates", data=chunked, unit="Hz", rate=100.0))
-    for a, b in ((0.0, 9.0), (9.0, 20.0), (20.0, 30.0)):
-        nwb.add_trial(start_time=a, stop_time=b)
-    with pynwb.NWBHDF5IO(str(tmp_path / "rec.nwb"), "w") as io:
-        io.write(nwb)
+    write_nwb(tmp_path / "rec.nwb", chunked, ((0.0, 9.0), (9.0, 20.0), (20.0, 30.0)))
     trials, dt, _ = ddm.data.load_nwb(tmp_path / "rec.nwb")
     series, dt_lazy, _ = ddm.data.load_nwb(tmp_path / "rec.nwb", lazy=True)
     assert dt_lazy == dt == pytest.approx(DT)
