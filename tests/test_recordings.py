@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg
 
 import ddm_jax as ddm
-from ddm_jax.data import _recordings
+from ddm_jax.data import _noise_correction
 from ddm_jax.runs._recording_run import read_latents
 
 DT = 0.01
@@ -169,7 +169,7 @@ def test_stencil_defect_correction_removes_discretisation_bias():
     Bm = np.array([[0.6, 20.0], [-20.0, 0.6]])
     exact = sum(
         c * scipy.linalg.expm(-Bm * j * DT)
-        for j, c in zip((1, 2, 3), _recordings._STENCIL, strict=True)
+        for j, c in zip((1, 2, 3), _noise_correction._STENCIL, strict=True)
     )
     bias = np.linalg.norm(exact / DT + Bm) / np.linalg.norm(Bm)  # ~ (11/6) (|lambda| dt)^2
     assert 0.06 < bias < 0.08, bias
