@@ -43,3 +43,46 @@ def multiplicative_ou():
         box=([-2.0, -2.0], [2.0, 2.0]),
         name="multiplicative_ou",
     )
+
+
+def cli(*args, cwd=None, subprocess_: bool = False):
+    """``ddm-jax *args`` as a `subprocess.CompletedProcess` (returncode, stdout, stderr).
+
+    By default in this process, through the app the console script calls (typer's test
+    runner): the same commands, errors and one-line messages, without a fresh interpreter
+    and fresh compilations per call, and under the suite's run-time checks. With
+    ``subprocess_`` in a real ``python -m ddm_jax.cli`` process, for what only a process
+    shows (its entry point, exit on a signal).
+    """
+    import os
+    import subprocess
+    import sys
+    import traceback
+
+    args = [str(a) for a in args]
+    if subprocess_:
+        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+        command = [sys.executable, "-m", "ddm_jax.cli", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
+    from typer.testing import CliRunner
+
+    from ddm_jax.cli import app
+
+    here = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(app, args, prog_name="ddm-jax")
+    finally:
+        os.chdir(here)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))  # a bug, shown whole
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
+
+
+def cli_ok(*args, **kwargs):
+    """`cli` that must succeed; the failure message is the command's stderr."""
+    proc = cli(*args, **kwargs)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc

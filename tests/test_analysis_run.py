@@ -1,11 +1,9 @@
 """`ddm-jax analyze` / `ddm.runs.analyze_run`: analysis.json and figures of a run folder."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from helpers import cli
 
 import ddm_jax as ddm
 
@@ -22,14 +20,6 @@ def diffusion(t, z, args):
 noisy = ddm.from_callables(drift, diffusion, box=([-2.0, -2.0], [2.0, 2.0]), name="noisy")
 """
 SMALL = ["--trajectories", "4", "--time", "2", "--burn-in", "1", "--dt", "0.002", "--cells", "20"]
-
-
-def cli(*args, cwd=None):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.run(
-        [sys.executable, "-m", "ddm_jax.cli", *map(str, args)],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
-    )  # fmt: skip
 
 
 def snapshot(folder):

@@ -1,4 +1,8 @@
-"""The command line and run folders, driven in subprocesses on tiny sizes.
+"""The command line and run folders on tiny sizes.
+
+The first training and the SIGTERM test run ``python -m ddm_jax.cli`` in a subprocess (the
+entry point, a signal); the other commands run in this process through the same app
+(`helpers.cli`), which keeps the suite's run-time checks on and its compilations shared.
 
 Every subcommand, resume after SIGTERM (bitwise equal to an uninterrupted run), a
 user-defined target file, and each bad input with its one-line message. The reference for
@@ -17,6 +21,7 @@ import jax
 import jax.random as jr
 import numpy as np
 import pytest
+from helpers import cli, cli_ok
 from test_plotting import assert_not_blank
 from typer.testing import CliRunner
 
@@ -30,18 +35,7 @@ EVAL = ["--trajectories", "8", "--time", "3", "--burn-in", "1", "--dt", "0.01"]
 EVAL += ["--null-pairs", "2"]
 
 
-def cli(*args, cwd=None, timeout=180) -> subprocess.CompletedProcess:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.run(
-        [sys.executable, "-m", "ddm_jax.cli", *map(str, args)],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
-    )  # fmt: skip
-
-
-def ok(*args, **kwargs) -> subprocess.CompletedProcess:
-    proc = cli(*args, **kwargs)
-    assert proc.returncode == 0, proc.stderr
-    return proc
+ok = cli_ok
 
 
 def assert_one_line_error(proc, *fragments):
@@ -65,7 +59,7 @@ def assert_same_model(a, b):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "vdp-16"
-    proc = ok("train", "vdp", *TINY, "--out", out, "--checkpoint-every", "0")
+    proc = ok("train", "vdp", *TINY, "--out", out, "--checkpoint-every", "0", subprocess_=True)
     assert "trained vdp in 16 neurons" in proc.stdout
     return out
 

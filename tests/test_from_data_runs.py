@@ -4,13 +4,10 @@ The API path (`train_run` with a trajectory file, `evaluate_run` against the hel
 the command line once, and failed starts that leave no trace.
 """
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import scipy.linalg
+from helpers import cli
 
 import ddm_jax as ddm
 
@@ -69,18 +66,13 @@ def test_train_run_refuses_a_trajectory_file(data_file, tmp_path):
 
 
 def test_cli_train_on_a_data_file(data_file, tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    base = [sys.executable, "-m", "ddm_jax.cli", "train", str(data_file)]
-    bad = subprocess.run([*base, "--out", str(tmp_path / "bad")], capture_output=True,
-                         text=True, env=env, timeout=180)  # fmt: skip
+    base = ["train", str(data_file)]
+    bad = cli(*base, "--out", str(tmp_path / "bad"))
     assert bad.returncode == 1
     assert bad.stderr.strip().count("\n") == 0
     assert "error: Expected the sampling interval" in bad.stderr
     assert not (tmp_path / "bad").exists()
-    good = subprocess.run(
-        [*base, "--dt", "0.01", "--neurons", "16", "--steps", "100", "--out", str(tmp_path / "r")],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
+    good = cli(*base, "--dt", "0.01", "--neurons", "16", "--steps", "100", "--out", tmp_path / "r")
     assert good.returncode == 0, good.stderr
     assert "learned" in good.stdout
     assert (tmp_path / "r" / "model.eqx").is_file()

@@ -1,11 +1,9 @@
 """`memory_run` and ``ddm-jax memory``: every check before writing; a corrected start works."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from helpers import cli
 
 import ddm_jax as ddm
 
@@ -19,12 +17,6 @@ SMALL_ARGS += ["--dt", "0.01"]
 
 def _snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _cli(*args):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([sys.executable, "-m", "ddm_jax.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +48,18 @@ def test_every_check_comes_before_writing(runs):
 def test_cli_failed_start_then_corrected_command(runs):
     folder = runs / "wells-16"
     before = _snapshot(folder)
-    proc = _cli("memory", folder, *SMALL_ARGS[:-2], "--dt", "-1")
+    proc = cli("memory", folder, *SMALL_ARGS[:-2], "--dt", "-1")
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "error: Expected dt > 0 and 0 <= burn_in < time; got dt=-1.0, burn_in=1.0, time=3.0."
     ]
-    proc = _cli("memory", runs / "vdp-16", *SMALL_ARGS)
+    proc = cli("memory", runs / "vdp-16", *SMALL_ARGS)
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "memory experiments need a target of the wells family" in proc.stderr
     assert _snapshot(folder) == before
-    proc = _cli("memory", folder, *SMALL_ARGS)
+    proc = cli("memory", folder, *SMALL_ARGS)
     assert proc.returncode == 0, proc.stderr
     assert "preferred-direction fraction" in proc.stdout
     stored = json.loads((folder / "memory.json").read_text())

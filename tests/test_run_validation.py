@@ -4,9 +4,6 @@ For each command: a bad setting fails with a one-line error naming what was expe
 run folder is byte for byte as it was (or still absent), and the corrected command succeeds.
 """
 
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from helpers import cli
 
 import ddm_jax as ddm
 
@@ -39,17 +37,14 @@ def finished(tmp_path_factory):
 def test_cli_typo_in_neurons_leaves_no_folder_and_the_fix_succeeds(tmp_path):
     """The scenario of a new user: a typo, then the corrected command, no --overwrite."""
     out = tmp_path / "a"
-    cli = [sys.executable, "-m", "ddm_jax.cli", "train", "vdp", "--out", str(out)]
+    train = ["train", "vdp", "--out", str(out)]
     small = ["--steps", "20", "--batch", "64", "--chunk", "20", "--sampler", "box"]
     small += ["--remedy-rounds", "0"]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    bad = subprocess.run([*cli, "--neurons", "-3", *small], capture_output=True, text=True,
-                         env=env)  # fmt: skip
+    bad = cli(*train, "--neurons", "-3", *small)
     assert bad.returncode == 1, bad.stderr
     assert bad.stderr.startswith("error: Expected the number of neurons n >= k = 2"), bad.stderr
     assert not out.exists()
-    good = subprocess.run([*cli, "--neurons", "16", *small], capture_output=True, text=True,
-                          env=env)  # fmt: skip
+    good = cli(*train, "--neurons", "16", *small)
     assert good.returncode == 0, good.stderr
     assert (out / "model.eqx").is_file()
     assert "diffusion error" in good.stdout  # reported beside the drift error
