@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ddm-jax export $(RUN) --format npz
 
 test: $(STAMP)
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n 2 tests
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ddm_jax tests benchmarks

@@ -48,3 +48,19 @@ def no_typecheck():
     jaxtyping.config.update("jaxtyping_disable", True)
     yield
     jaxtyping.config.update("jaxtyping_disable", False)
+
+
+# Modules whose module-scoped fixture trains a network or builds targets (1-7 s): under
+# ``pytest -n 2 --dist loadgroup`` (`make test`) each runs on one worker, so its fixture is
+# built once, not once per worker. Other modules' tests go to whichever worker is free.
+SHARED_FIXTURES = {"test_cli", "test_analysis_network", "test_zoo", "test_noise_matching",
+                   "test_memory_run", "test_from_data", "test_analysis_irreversibility",
+                   "test_composable", "test_fidelity", "test_memory", "test_run_validation",
+                   "test_analysis_run"}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__ if item.module is not None else ""
+        if module in SHARED_FIXTURES:
+            item.add_marker(pytest.mark.xdist_group(module))
