@@ -10,7 +10,8 @@ error on held-out attractor and box points, sliced Wasserstein to the target aga
 null, mean and covariance errors) and, unless ``--no-census``, `ddm.attractor_census`, whose
 exponents (network and target, means over its chaotic starts) are the ones compared; without
 the census the report measures them from one start. dysts's own exponent estimate (per
-period) sits beside the measured ones.
+period) sits beside the measured ones. A flow whose phases became (cos, sin) pairs shows its
+embedded dimension in brackets after dysts's.
 
 Cost, chosen where it does not change what a statistic means: the report's statistics come
 from 256 runs of 12.5 periods, the first 2.5 discarded (10 periods of samples a run: every
@@ -89,6 +90,7 @@ def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
     except ddm.targets.DystsError as err:
         return row | _failure("translation", err)
     row["target_s"] = time.perf_counter() - start
+    row["embedded_dim"] = target.dim  # a phase becomes a (cos, sin) pair: one more
     row["attractor"] = target.attractor
     row["box_ratio"] = float(np.max(target.scale) / np.min(target.scale))  # dynamic range
     stage = "training"
@@ -188,13 +190,14 @@ def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
         lam_t, lam_n = exponents(r)
         rel = lam_n / lam_t - 1 if lam_n is not None and lam_t and math.isfinite(lam_t) else None
         quiet = f" (noise {r['noise']:g}: retried)" if r.get("noise", NOISE) != NOISE else ""
+        lifted = f" ({r['embedded_dim']})" if r.get("embedded_dim", e["dim"]) != e["dim"] else ""
         status = (
             f"ok{quiet}" if e["reached"]
             else f"{r['stage']}: {r['reason'][:90]}" if r["status"] == "failed"
             else f"best of n = {', '.join(map(str, e['sizes']))} ({', '.join(e['methods'])})"
         )  # fmt: skip
         lines.append(
-            f"| {e['system']} | {e['dim']} "
+            f"| {e['system']} | {e['dim']}{lifted} "
             f"| {_fmt(lam_t)}, {_fmt(r.get('lyapunov_dysts'))} "
             f"| {r['n'] if e['reached'] else '-'} | {method_of(r)} "
             f"| {_fmt(r.get('drift_error_attractor'), pct=True)} / "

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._dysts_phases import KAPPA, Phases, find_period, lift, lifted_rhs, lower, repeats
 from ._targets import Target, _constant_noise, from_callables
 
 NOISE = 0.02
@@ -240,6 +241,20 @@ def _rk4_run(f, z0, h, transient, record, every):
     return run(z0)
 
 
+def _phases(system, unbounded, ref, points, fail) -> Phases:
+    """Each unbounded coordinate's period (2 pi, or one the parameters name), else refuse."""
+    period = {}
+    for i in unbounded:
+        p = find_period(ref, points, i, system.params)
+        if p is None:
+            raise fail(
+                f"coordinate {i} grows without bound and the right-hand side is not periodic in "
+                "it (neither in 2pi nor in a period its parameters name): no circle holds it"
+            )
+        period[i] = p
+    return Phases(len(points[0]), period)
+
+
 def from_dysts(
     name: str,
     *,
@@ -247,6 +262,7 @@ def from_dysts(
     noise: float = NOISE,
     margin: float = MARGIN,
     time_unit: str = "period",
+    phases: str = "circle",
 ) -> Target:
     """The dysts flow ``name`` as a `Target` (see the module notes for every convention).
 
@@ -257,11 +273,17 @@ def from_dysts(
             period (`NOISE`).
         margin: box enlargement on each side, as a fraction of the run's range (`MARGIN`).
         time_unit: ``"period"`` (time in periods of the flow) or ``"native"`` (dysts's time).
+        phases: ``"circle"`` embeds each coordinate that grows without bound, where the
+            right-hand side is periodic in it, as a (cos, sin) pair on an attracting circle
+            (`ddm_jax.targets._dysts_phases`; ``target.coordinates`` names them);
+            ``"refuse"`` raises `DystsError` for such flows.
 
     Raises:
         DystsError: with the reason when the flow cannot be translated or measured.
         ImportError: when dysts is not installed.
     """
+    if phases not in ("circle", "refuse"):
+        raise ValueError(f"Expected phases 'circle' or 'refuse'; got {phases!r}.")
     if time_unit not in ("period", "native"):
         raise ValueError(f"Expected time_unit 'period' or 'native'; got {time_unit!r}.")
     if not (np.isfinite(noise) and noise >= 0 and np.isfinite(margin) and margin >= 0):
@@ -273,7 +295,7 @@ def from_dysts(
     if isinstance(system, DynSysDelay):
         raise fail("it is a delay equation (its state is a history, not a point of R^k)")
     unbounded = list(getattr(system, "unbounded_indices", []) or [])
-    if unbounded:
+    if unbounded and phases == "refuse":
         raise fail(
             f"coordinates {unbounded} grow without bound (phases or angles): no box holds them"
         )
@@ -281,6 +303,8 @@ def from_dysts(
     k = ic.shape[0]
     period = float(system.period)
     ref = lambda z, t=0.0: np.asarray(system.rhs(np.asarray(z, float), t), dtype=float)
+    near = ic + 0.01 * (1 + np.abs(ic)) * np.random.default_rng(0).standard_normal((4, k))
+    circle = _phases(system, unbounded, ref, [ic, *near], fail) if unbounded else None
     if not np.allclose(ref(ic, 0.0), ref(ic, 0.731 * period), rtol=1e-12, atol=0):
         raise fail("its right-hand side depends on time explicitly (non-autonomous)")
 
@@ -289,6 +313,8 @@ def from_dysts(
 
     scale = period if time_unit == "period" else 1.0
     unit = 1.0 if time_unit == "period" else period  # a period in the target's time
+    lifted = lambda f: lambda u: lifted_rhs(f(lower(u, circle, jnp)), u, circle, scale,
+                                            KAPPA / unit, jnp)  # fmt: skip
     for writable in (False, True):  # arrays that take item assignment only where needed
         jax_f = as_jax(_translated_rhs(system, writable))  # checks and the deterministic run
         drift_f = as_jax(_translated_rhs(system, writable))  # the target's drift
@@ -312,10 +338,22 @@ def from_dysts(
         zs, log = np.asarray(zs), float(log)
     if not np.all(np.isfinite(zs)):
         raise fail("its deterministic run from dysts's initial condition diverges")
+    if circle is not None:  # the run on the circle: dysts's, its phases mapped to (c, s)
+        zs = lift(zs, circle)
     probe = zs[:: max(1, len(zs) // 7)][:8]
-    want = np.stack([ref(z) for z in probe])
-    with jax.enable_x64(True):
-        got = np.asarray(jax.vmap(f64)(jnp.asarray(probe)))
+    if circle is None:
+        want = np.stack([ref(z) for z in probe])
+        with jax.enable_x64(True):
+            got = np.asarray(jax.vmap(f64)(jnp.asarray(probe)))
+    else:  # dysts's rhs at the probes mapped back, through the same embedding of its drift
+        native = lower(probe, circle, np)
+        for i, p in circle.period.items():  # periodic along the run too
+            if not repeats(ref, native, i, p):
+                raise fail(f"the right-hand side is not periodic in coordinate {i} on the run")
+        want = np.stack([lifted_rhs(ref(z), u, circle, scale, KAPPA / unit, np)
+                         for z, u in zip(native, probe, strict=True)])  # fmt: skip
+        with jax.enable_x64(True):
+            got = np.asarray(jax.vmap(lifted(f64))(jnp.asarray(probe)))
     if not np.allclose(got, want, rtol=1e-8, atol=1e-10 * (1 + np.abs(want).max())):
         raise fail("its JAX translation disagrees with dysts's rhs on the attractor")
     low, high = zs.min(axis=0), zs.max(axis=0)
@@ -329,6 +367,9 @@ def from_dysts(
     per_period = exponent * unit
     g = noise * std / np.sqrt(unit)
     drift = lambda t, z, args: scale * drift_f(z)
+    if circle is not None:
+        lifted_f = lifted(drift_f)
+        drift = lambda t, z, args: lifted_f(z)
     target = from_callables(
         drift,
         _constant_noise,
@@ -337,6 +378,7 @@ def from_dysts(
         args={"noise": jnp.diag(jnp.asarray(g, dtype=float))},
         name=f"dysts-{name}",  # a label that is also a folder name on every system
         attractor="chaotic" if per_period > CHAOS_THRESHOLD else None,
+        coordinates=None if circle is None else circle.labels(),
     )
     return target
 
