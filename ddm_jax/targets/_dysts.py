@@ -5,16 +5,15 @@ with ``np.`` calls. `from_dysts` runs the same code under JAX by calling a copy 
 function whose module globals bind ``np`` to ``jax.numpy`` (and ``max``/``min`` to their
 elementwise forms, for ``max(0, x)``). What cannot be translated raises a one-line
 `DystsError` saying why: delay equations (their state is a history, not a point of R^k),
-coordinates that grow without bound (phases and angles: no box holds them), explicit time
-dependence, code that branches on a value or writes into an array it did not make with
-``np.zeros``/``np.zeros_like`` (those become arrays that take item assignment, for Lorenz96),
-and any translation that disagrees with dysts's own NumPy right-hand side at points of the
-attractor.
+a coordinate that grows without bound while the right-hand side is not periodic in it,
+explicit time dependence, code that branches on a value or writes into an array it did not
+make with ``np.zeros``/``np.zeros_like`` (those take item assignment, for Lorenz96), and
+any translation that disagrees with dysts's NumPy right-hand side on the attractor.
 
 Conventions (``from_dysts`` arguments):
 
-- coordinates are dysts's own; time is measured in units of dysts's ``period`` by default
-  (``time_unit="period"``: the drift is ``period * f``), so the package's time defaults
+- coordinates are dysts's own (phases aside, below); time is in units of dysts's ``period``
+  by default (``time_unit="period"``: the drift is ``period * f``), so the time defaults
   (pool burn-in of 10 time units, step 1e-3, exponent runs of 500 units) mean the same
   number of oscillations for every flow, whose periods span 0.04 to 200 in their own units.
   Exponents are then per period: multiply dysts's ``maximum_lyapunov_estimated`` by the
@@ -27,6 +26,15 @@ Conventions (``from_dysts`` arguments):
   each coordinate by 2% of its spread, so the noisy attractor stays close to the
   deterministic one (the drift carries a trajectory across the attractor in one period; the
   noise moves it 50 times less far) while every coordinate is still noisy.
+- phases (``phases="circle"``): a coordinate ``theta`` that dysts lists as unbounded (an
+  angle, a forcing phase, a clock) becomes ``(cos(2 pi theta / P), sin(2 pi theta / P))``
+  in its place (one more dimension per phase) when the right-hand side repeats under
+  ``theta -> theta + P`` (float64, near the initial condition and on the run) for ``P = 2
+  pi`` or a period the parameters name (``p`` or ``2 pi / p``). The pair turns at ``2 pi
+  f_theta / P`` on a circle that `KAPPA` (1 per period) attracts; the other coordinates see
+  ``theta = atan2(s, c) P / (2 pi)`` (`ddm_jax.targets._dysts_phases`). The run is dysts's,
+  its phases then mapped to their pairs, which the box, ``z0``, spread and noise describe;
+  ``target.coordinates`` names every coordinate (``x2``: dysts's third).
 - ``attractor="chaotic"`` only when the largest Lyapunov exponent measured on that run
   (tangent map of the same RK4) exceeds `CHAOS_THRESHOLD` per period; otherwise None
   (unknown: analyses measure it). ``lyapunov`` is left None so that `fidelity_report`
@@ -97,10 +105,15 @@ def _system(name: str, parameters: dict | None):
 
 
 def dysts_metadata(name: str) -> dict:
-    """The metadata dysts gives a flow: dimension, period, dt, its exponent estimate, parameters."""
+    """The metadata dysts gives a flow: dimension, period, dt, its exponent estimate, parameters.
+
+    ``unbounded_indices`` lists the coordinates that grow without bound (phases and angles),
+    which ``from_dysts(phases="circle")`` embeds as (cos, sin) pairs.
+    """
     system = _system(name, None)
     return {
         "dimension": int(np.asarray(system.ic).shape[0]),
+        "unbounded_indices": [int(i) for i in getattr(system, "unbounded_indices", []) or []],
         "period": float(system.period),
         "dt": float(system.dt),
         "maximum_lyapunov_estimated": float(system.maximum_lyapunov_estimated),
