@@ -140,8 +140,7 @@ def test_the_phase_circle_attracts(forced_van_der_pol):
 def test_a_clock_with_a_named_period_becomes_a_pair_too():
     target = from_dysts("LidDrivenCavityFlow")  # its clock drives a protocol of period tau
     assert target.coordinates[2:] == ("cos(2pi x2/1.1)", "sin(2pi x2/1.1)")
-    assert target_spec("dysts:LidDrivenCavityFlow", None)["params"] == {"phases": "circle"}
-    assert target_spec("dysts:SprottB", None)["params"] == {}
+    assert target_spec("dysts:SprottB", None)["params"] == {}  # no phase: nothing to keep
 
 
 def test_small_basin_pool_starts_adapt():
@@ -157,12 +156,13 @@ def test_dysts_target_through_the_run_layer_round_trips(tmp_path):
     settings = dict(
         neurons=8, steps=20, batch=32, chunk=10, sampler="box", noise_steps=1, remedy_rounds=0
     )
-    trained = ddm.runs.train_run("dysts:SprottB", out, **settings)
+    trained = ddm.runs.train_run("dysts:Duffing", out, **settings)  # a flow with a phase
     spec = trained.config["settings"]["target"]
-    assert spec["kind"] == "dysts"
-    assert spec["name"] == "dysts:SprottB"
+    assert spec == {"kind": "dysts", "name": "dysts:Duffing", "params": {"phases": "circle"}}
+    assert trained.config["target"]["coordinates"] == ["x0", "x1", "cos(x2)", "sin(x2)"]
     run = ddm.runs.load_run(out)
-    assert run.target.name == "dysts-SprottB"
+    assert run.target.name == "dysts-Duffing"
+    assert run.target.coordinates == trained.target.coordinates
     assert np.array_equal(run.target.box_low, trained.target.box_low)
     assert np.array_equal(run.target.z0, trained.target.z0)
     with pytest.raises(ddm.runs.RunError, match="delay equation"):
