@@ -31,10 +31,10 @@ Conventions (``from_dysts`` arguments):
   in its place (one more dimension per phase) when the right-hand side repeats under
   ``theta -> theta + P`` (float64, near the initial condition and on the run) for ``P = 2
   pi`` or a period the parameters name (``p`` or ``2 pi / p``). The pair turns at ``2 pi
-  f_theta / P`` on a circle that attracts at its rms rate (at least 1 per period); the others
-  see ``theta = atan2(s, c) P / (2 pi)`` (``ddm_jax.targets._dysts_phases``). The run is
-  dysts's, its phases mapped to their pairs, which the box, ``z0``, spread and noise
-  describe; ``target.coordinates`` names every coordinate (``x2``: dysts's third).
+  f_theta / P`` on a circle that `KAPPA` (1 per period) attracts; the other coordinates see
+  ``theta = atan2(s, c) P / (2 pi)`` (`ddm_jax.targets._dysts_phases`). The run is dysts's,
+  its phases then mapped to their pairs, which the box, ``z0``, spread and noise describe;
+  ``target.coordinates`` names every coordinate (``x2``: dysts's third).
 - ``attractor="chaotic"`` only when the largest Lyapunov exponent measured on that run
   (tangent map of the same RK4) exceeds `CHAOS_THRESHOLD` per period; otherwise None
   (unknown: analyses measure it). ``lyapunov`` is left None so that `fidelity_report`
@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._dysts_phases import Phases, attraction, find_period, lift, lifted_rhs, lower, repeats
+from ._dysts_phases import KAPPA, Phases, find_period, lift, lifted_rhs, lower, repeats
 from ._targets import Target, _constant_noise, from_callables
 
 NOISE = 0.02
@@ -288,7 +288,7 @@ def from_dysts(
         time_unit: ``"period"`` (time in periods of the flow) or ``"native"`` (dysts's time).
         phases: ``"circle"`` embeds each coordinate that grows without bound, where the
             right-hand side is periodic in it, as a (cos, sin) pair on an attracting circle
-            (``ddm_jax.targets._dysts_phases``; ``target.coordinates`` names them);
+            (`ddm_jax.targets._dysts_phases`; ``target.coordinates`` names them);
             ``"refuse"`` raises `DystsError` for such flows.
 
     Raises:
@@ -326,8 +326,8 @@ def from_dysts(
 
     scale = period if time_unit == "period" else 1.0
     unit = 1.0 if time_unit == "period" else period  # a period in the target's time
-    lifted = lambda f: lambda u: lifted_rhs(f(lower(u, circle, jnp)), u, circle, scale, kappa,
-                                            jnp)  # fmt: skip
+    lifted = lambda f: lambda u: lifted_rhs(f(lower(u, circle, jnp)), u, circle, scale,
+                                            KAPPA / unit, jnp)  # fmt: skip
     for writable in (False, True):  # arrays that take item assignment only where needed
         jax_f = as_jax(_translated_rhs(system, writable))  # checks and the deterministic run
         drift_f = as_jax(_translated_rhs(system, writable))  # the target's drift
@@ -352,10 +352,6 @@ def from_dysts(
     if not np.all(np.isfinite(zs)):
         raise fail("its deterministic run from dysts's initial condition diverges")
     if circle is not None:  # the run on the circle: dysts's, its phases mapped to (c, s)
-        with jax.enable_x64(True):
-            rates = np.asarray(jax.vmap(f64)(jnp.asarray(zs)))  # dtheta/dt along the run
-        kappa = {i: attraction(np.sqrt(np.mean((scale * 2 * np.pi / p * rates[:, i]) ** 2)),
-                               1 / unit) for i, p in circle.period.items()}  # fmt: skip
         zs = lift(zs, circle)
     probe = zs[:: max(1, len(zs) // 7)][:8]
     if circle is None:
@@ -367,7 +363,7 @@ def from_dysts(
         for i, p in circle.period.items():  # periodic along the run too
             if not repeats(ref, native, i, p):
                 raise fail(f"the right-hand side is not periodic in coordinate {i} on the run")
-        want = np.stack([lifted_rhs(ref(z), u, circle, scale, kappa, np)
+        want = np.stack([lifted_rhs(ref(z), u, circle, scale, KAPPA / unit, np)
                          for z, u in zip(native, probe, strict=True)])  # fmt: skip
         with jax.enable_x64(True):
             got = np.asarray(jax.vmap(lifted(f64))(jnp.asarray(probe)))

@@ -13,8 +13,7 @@ attracting, so that noise and a network's errors do not carry the state off it:
     c' = -w s + kappa c (1 - c^2 - s^2),    s' = w c + kappa s (1 - c^2 - s^2),
 
 and the other coordinates see ``theta = atan2(s, c) P / (2 pi)``, which does not depend on
-the radius. Linearised, the radius relaxes to 1 at rate ``2 kappa``; each phase's ``kappa``
-is `attraction`.
+the radius. Linearised, the radius relaxes to 1 at rate ``2 kappa``.
 """
 
 import math
@@ -23,7 +22,15 @@ from typing import NamedTuple
 import numpy as np
 
 KAPPA = 1.0
-"""The least radial restoring rate of a phase's circle, per period of the flow (`attraction`)."""
+"""Radial restoring rate of a phase's circle, per period of the flow.
+
+The noise on ``c`` and ``s`` is 2% of their spread per square root of a period (about
+0.7 for a phase that turns: 0.014); the radius is then an Ornstein-Uhlenbeck process of
+rate ``2 KAPPA`` whose standard deviation is ``0.014 / sqrt(4 KAPPA) = 0.7%`` of the radius.
+A rate of one per period is slow beside the flow's own time scales, so it adds no stiffness
+(the package's Euler step is 1e-3 periods), and it is fast enough that an error of a few
+percent of the drift displaces the radius by a few percent at most.
+"""
 TWO_PI = 2 * math.pi
 
 
@@ -108,27 +115,11 @@ def lower(u, phases: Phases, xp):
     return xp.stack(out, axis=-1)
 
 
-def attraction(w_rms: float, per_period: float) -> float:
-    """A phase's ``kappa``: its rms angular velocity on the run, at least `KAPPA` per period.
-
-    Euler's step turns ``(c, s)`` by ``w dt`` and lengthens it by ``sqrt(1 + (w dt)^2)``: the
-    radius grows at ``w^2 dt / 2``, which the radial term balances ``w^2 dt / (4 kappa)``
-    above 1. A fixed rate of one per period left the noisy runs at the package's step of
-    1e-3 periods 3% off the circle for Duffing (``w`` = 10 rad per period) and 80% for
-    ArnoldWeb's fastest phase (67): outside the box. With ``kappa`` the phase's own rms
-    ``w`` the offset is ``w dt / 4`` (0.3% and 1.7%), the relaxation ``2 kappa dt`` stays far
-    below Euler's limit of 2 (no stiffness), and the radius under the noise (2% of the pair's
-    spread, 0.014, per square root of a period) fluctuates by ``0.014 / sqrt(4 kappa)``,
-    0.7% at most.
-    """
-    return max(KAPPA * per_period, float(w_rms))
-
-
-def lifted_rhs(fz, u, phases: Phases, scale: float, kappa: dict, xp):
+def lifted_rhs(fz, u, phases: Phases, scale: float, kappa: float, xp):
     """The embedded drift at ``u`` from dysts's rhs ``fz`` at ``lower(u)`` (one state).
 
     Other coordinates: ``scale * f``. A phase's ``(c, s)``: rotation at ``w = scale * 2 pi
-    f_theta / P`` plus ``kappa[j] (c, s) (1 - c^2 - s^2)``.
+    f_theta / P`` plus ``kappa (c, s) (1 - c^2 - s^2)``.
     """
     out = []
     for j in range(phases.k):
@@ -138,6 +129,6 @@ def lifted_rhs(fz, u, phases: Phases, scale: float, kappa: dict, xp):
             continue
         c, s = u[p], u[p + 1]
         w = (scale * TWO_PI / phases.period[j]) * fz[j]
-        radial = kappa[j] * (1 - c * c - s * s)
+        radial = kappa * (1 - c * c - s * s)
         out += [-w * s + radial * c, w * c + radial * s]
     return xp.stack(out)
