@@ -27,9 +27,9 @@ size and method in ``--cache`` (results/zoo/ for Adam, results/zoo/lstsq/ for th
 form, and so on): a rerun skips what is there (``--redo`` reruns), so the run resumes. A
 failure (translation, escape from the box, divergence, stiffness) is recorded with its
 reason and the run goes on. ``--keep`` keeps each network under ``--out``/NAME-N (model.eqx
-and weights.npz, whose latent coordinates are the flow's own). The leaderboard,
-results/zoo.{md,json,png}, is rebuilt from every method's JSONs: a flow's row is its
-smallest n reaching 1% attractor drift error with any method, else its best run.
+and weights.npz, whose latent coordinates are the flow's own, phases as (cos, sin) pairs).
+The leaderboard, results/zoo.{md,json,png}, is rebuilt from every method's JSONs: a flow's
+row is its smallest n reaching 1% attractor drift error with any method, else its best run.
 
     python benchmarks/zoo.py --systems Halvorsen SprottB --neurons 256 --keep --out zoo-runs
     python benchmarks/zoo.py --neurons 256 1024               # the whole zoo (hours on a CPU)

@@ -30,6 +30,13 @@ rate ``2 KAPPA`` whose standard deviation is ``0.014 / sqrt(4 KAPPA) = 0.7%`` of
 A rate of one per period is slow beside the flow's own time scales, so it adds no stiffness
 (the package's Euler step is 1e-3 periods), and it is fast enough that an error of a few
 percent of the drift displaces the radius by a few percent at most.
+
+Euler's step itself turns ``(c, s)`` by ``w dt`` and lengthens it by ``sqrt(1 + (w dt)^2)``,
+which the radial term balances ``w^2 dt / (4 KAPPA)`` above the circle: 2-3% for a phase
+turning 10 radians a period at ``dt`` = 1e-3 periods, 80% for ArnoldWeb's fastest (67).
+Target and network share that offset (it is the integrator's); a rate equal to each phase's
+own angular velocity removed it but made the drift harder to fit (its radial part large
+across the box), and the fits worse.
 """
 TWO_PI = 2 * math.pi
 
