@@ -10,7 +10,8 @@ error on held-out attractor and box points, sliced Wasserstein to the target aga
 null, mean and covariance errors) and, unless ``--no-census``, `ddm.attractor_census`, whose
 exponents (network and target, means over its chaotic starts) are the ones compared; without
 the census the report measures them from one start. dysts's own exponent estimate (per
-period) sits beside the measured ones.
+period) sits beside the measured ones. A flow whose phases became (cos, sin) pairs shows its
+embedded dimension in brackets after dysts's.
 
 Cost, chosen where it does not change what a statistic means: the report's statistics come
 from 256 runs of 12.5 periods, the first 2.5 discarded (10 periods of samples a run: every
@@ -26,9 +27,9 @@ size and method in ``--cache`` (results/zoo/ for Adam, results/zoo/lstsq/ for th
 form, and so on): a rerun skips what is there (``--redo`` reruns), so the run resumes. A
 failure (translation, escape from the box, divergence, stiffness) is recorded with its
 reason and the run goes on. ``--keep`` keeps each network under ``--out``/NAME-N (model.eqx
-and weights.npz, whose latent coordinates are the flow's own). The leaderboard,
-results/zoo.{md,json,png}, is rebuilt from every method's JSONs: a flow's row is its
-smallest n reaching 1% attractor drift error with any method, else its best run.
+and weights.npz, whose latent coordinates are the flow's own, phases as (cos, sin) pairs).
+The leaderboard, results/zoo.{md,json,png}, is rebuilt from every method's JSONs: a flow's
+row is its smallest n reaching 1% attractor drift error with any method, else its best run.
 
     python benchmarks/zoo.py --systems Halvorsen SprottB --neurons 256 --keep --out zoo-runs
     python benchmarks/zoo.py --neurons 256 1024               # the whole zoo (hours on a CPU)
@@ -89,6 +90,7 @@ def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
     except ddm.targets.DystsError as err:
         return row | _failure("translation", err)
     row["target_s"] = time.perf_counter() - start
+    row["embedded_dim"] = target.dim  # a phase becomes a (cos, sin) pair: one more
     row["attractor"] = target.attractor
     row["box_ratio"] = float(np.max(target.scale) / np.min(target.scale))  # dynamic range
     stage = "training"
@@ -188,13 +190,14 @@ def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
         lam_t, lam_n = exponents(r)
         rel = lam_n / lam_t - 1 if lam_n is not None and lam_t and math.isfinite(lam_t) else None
         quiet = f" (noise {r['noise']:g}: retried)" if r.get("noise", NOISE) != NOISE else ""
+        lifted = f" ({r['embedded_dim']})" if r.get("embedded_dim", e["dim"]) != e["dim"] else ""
         status = (
             f"ok{quiet}" if e["reached"]
             else f"{r['stage']}: {r['reason'][:90]}" if r["status"] == "failed"
             else f"best of n = {', '.join(map(str, e['sizes']))} ({', '.join(e['methods'])})"
         )  # fmt: skip
         lines.append(
-            f"| {e['system']} | {e['dim']} "
+            f"| {e['system']} | {e['dim']}{lifted} "
             f"| {_fmt(lam_t)}, {_fmt(r.get('lyapunov_dysts'))} "
             f"| {r['n'] if e['reached'] else '-'} | {method_of(r)} "
             f"| {_fmt(r.get('drift_error_attractor'), pct=True)} / "

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import warnings
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -16,8 +17,10 @@ with warnings.catch_warnings():
     dysts_flows = pytest.importorskip("dysts.flows")
 from scipy.integrate import solve_ivp  # noqa: E402
 
+from ddm_jax.runs._target_spec import target_spec  # noqa: E402
 from ddm_jax.targets import DystsError, from_dysts  # noqa: E402
 from ddm_jax.targets._dysts import NOISE as NOISE_PER_PERIOD  # noqa: E402
+from ddm_jax.targets._dysts_phases import KAPPA  # noqa: E402
 
 # one flow of each form: _rhs with sorted parameters; the class's own rhs with a heaviside;
 # an rhs calling another method (Hopfield's self.f); a max(0, x) (BelousovZhabotinsky); an rhs
@@ -78,15 +81,66 @@ def test_native_time_unit_keeps_dysts_time():
 
 
 @pytest.mark.parametrize(
-    ("name", "why"),
-    [("MackeyGlass", "delay equation"),
-     ("Torus", "depends on time"), ("ForcedVanDerPol", "grow without bound"),
-     ("Lorenz97", "no continuous flow 'Lorenz97' .*Lorenz96")],
+    ("name", "options", "why"),
+    [("MackeyGlass", {}, "delay equation"),
+     ("Torus", {}, "depends on time"),
+     ("ForcedVanDerPol", {"phases": "refuse"},
+      r"coordinates \[2\] grow without bound \(phases or angles\): no box holds them"),
+     ("BickleyJet", {}, "coordinate 1 grows without bound and the right-hand side is not "
+      "periodic in it"),
+     ("Lorenz97", {}, "no continuous flow 'Lorenz97' .*Lorenz96")],
 )  # fmt: skip
-def test_untranslatable_flow_says_why_in_one_line(name, why):
+def test_untranslatable_flow_says_why_in_one_line(name, options, why):
     with pytest.raises(DystsError, match=why) as info:
-        from_dysts(name)
+        from_dysts(name, **options)
     assert "\n" not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def forced_van_der_pol():
+    return from_dysts("ForcedVanDerPol"), dysts_flows.ForcedVanDerPol()
+
+
+def on_circle(target, num, radius=1.0):
+    """Points of the box whose (c, s) pair sits at ``radius``: angles spread round it."""
+    u = np.asarray(jr.uniform(jr.key(3), (num, target.dim)))
+    z = np.asarray(target.box_low) + u * np.asarray(target.scale * 2)
+    angle = np.linspace(-np.pi, np.pi, num, endpoint=False) + 0.1
+    z[:, 2], z[:, 3] = radius * np.cos(angle), radius * np.sin(angle)
+    return z, angle
+
+
+def test_a_phase_becomes_a_cos_sin_pair_turning_as_dysts_says(forced_van_der_pol):
+    target, system = forced_van_der_pol
+    assert target.dim == 4  # (x, y, phase) -> (x, y, cos phase, sin phase)
+    assert target.coordinates == ("x0", "x1", "cos(x2)", "sin(x2)")
+    assert np.isclose(np.hypot(*np.asarray(target.z0)[2:]), 1.0, atol=1e-6)
+    assert np.allclose(target.box_low[2:], -1.3, atol=1e-3)  # the circle, enlarged 15%
+    z, angle = on_circle(target, 8)
+    for point, theta in zip(z, angle, strict=True):
+        want = np.asarray(system.rhs(np.array([*point[:2], theta]), 0.0)) * system.period
+        got = np.asarray(target.f(jnp.asarray(point)))
+        tol = 1e-4 * np.abs(want).max()
+        assert np.allclose(got[:2], want[:2], rtol=1e-4, atol=tol)  # period * f
+        # d/dt (c, s) = w (-s, c), w the phase's rate in radians per period
+        assert np.allclose(got[2:], want[2] * np.array([-point[3], point[2]]), rtol=1e-4, atol=tol)
+
+
+def test_the_phase_circle_attracts(forced_van_der_pol):
+    target, _ = forced_van_der_pol
+    for radius in (0.7, 1.3):
+        z, _ = on_circle(target, 8, radius)
+        f = np.asarray(jax.vmap(target.f)(jnp.asarray(z)))
+        inward = -(z[:, 2] * f[:, 2] + z[:, 3] * f[:, 3]) / radius  # -dr/dt
+        # dr/dt = kappa r (1 - r^2), kappa one per period (the target's time unit)
+        assert np.allclose(-inward, KAPPA * radius * (1 - radius**2), rtol=1e-4)
+        assert np.all(inward > 0) if radius > 1 else np.all(inward < 0)
+
+
+def test_a_clock_with_a_named_period_becomes_a_pair_too():
+    target = from_dysts("LidDrivenCavityFlow")  # its clock drives a protocol of period tau
+    assert target.coordinates[2:] == ("cos(2pi x2/1.1)", "sin(2pi x2/1.1)")
+    assert target_spec("dysts:SprottB", None)["params"] == {}  # no phase: nothing to keep
 
 
 def test_small_basin_pool_starts_adapt():
@@ -102,12 +156,13 @@ def test_dysts_target_through_the_run_layer_round_trips(tmp_path):
     settings = dict(
         neurons=8, steps=20, batch=32, chunk=10, sampler="box", noise_steps=1, remedy_rounds=0
     )
-    trained = ddm.runs.train_run("dysts:SprottB", out, **settings)
+    trained = ddm.runs.train_run("dysts:Duffing", out, **settings)  # a flow with a phase
     spec = trained.config["settings"]["target"]
-    assert spec["kind"] == "dysts"
-    assert spec["name"] == "dysts:SprottB"
+    assert spec == {"kind": "dysts", "name": "dysts:Duffing", "params": {"phases": "circle"}}
+    assert trained.config["target"]["coordinates"] == ["x0", "x1", "cos(x2)", "sin(x2)"]
     run = ddm.runs.load_run(out)
-    assert run.target.name == "dysts-SprottB"
+    assert run.target.name == "dysts-Duffing"
+    assert run.target.coordinates == trained.target.coordinates
     assert np.array_equal(run.target.box_low, trained.target.box_low)
     assert np.array_equal(run.target.z0, trained.target.z0)
     with pytest.raises(ddm.runs.RunError, match="delay equation"):

@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 
 from ..io import CorruptFileError
-from ..targets import SYSTEMS, DystsError, Target, from_dysts, make_target, system_defaults
+from ..targets import (
+    SYSTEMS,
+    DystsError,
+    Target,
+    dysts_metadata,
+    from_dysts,
+    make_target,
+    system_defaults,
+)
 from ._folder import RunError, check_finite
 
 
@@ -27,6 +35,21 @@ def dysts_target(system: str, params: dict) -> Target:
         raise RunError(str(err)) from err
     except TypeError as err:
         raise RunError(f"{system}: cannot pass parameters {sorted(params)} ({err}).") from err
+
+
+def dysts_params(system: str, params: dict | None) -> dict:
+    """The `from_dysts` options a config keeps: the given ones, and ``phases`` where it counts.
+
+    A flow with phases records how they were embedded (the default, unless given), so that
+    the run rebuilds the same target should the default change.
+    """
+    params = dict(params or {})
+    if (
+        "phases" not in params
+        and dysts_metadata(system.removeprefix("dysts:"))["unbounded_indices"]
+    ):
+        params = {"phases": inspect.signature(from_dysts).parameters["phases"].default, **params}
+    return params
 
 
 def is_target_file(system: str) -> bool:
@@ -119,7 +142,7 @@ def target_spec(system: str, params: dict | None) -> dict:
             "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
         }  # fmt: skip
     if is_dysts(system):
-        return {"kind": "dysts", "name": system, "params": dict(params or {})}
+        return {"kind": "dysts", "name": system, "params": dysts_params(system, params)}
     return {"kind": "registry", "name": system,
             "params": {**system_defaults(system), **(params or {})}}  # fmt: skip
 

@@ -229,6 +229,7 @@ def _write_new_run(path: Path, system: str, target: Target, settings: dict, *, o
             "additive_noise": target.additive, "paper_neurons": target.paper_neurons,
             "box_low": target.box_low.tolist(), "box_high": target.box_high.tolist(),
             **({"source": str(source)} if source is not None else {}),
+            **({"coordinates": list(target.coordinates)} if target.coordinates else {}),
         },
         "environment": environment(),
         "created": now(),

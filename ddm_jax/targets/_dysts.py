@@ -5,16 +5,15 @@ with ``np.`` calls. `from_dysts` runs the same code under JAX by calling a copy 
 function whose module globals bind ``np`` to ``jax.numpy`` (and ``max``/``min`` to their
 elementwise forms, for ``max(0, x)``). What cannot be translated raises a one-line
 `DystsError` saying why: delay equations (their state is a history, not a point of R^k),
-coordinates that grow without bound (phases and angles: no box holds them), explicit time
-dependence, code that branches on a value or writes into an array it did not make with
-``np.zeros``/``np.zeros_like`` (those become arrays that take item assignment, for Lorenz96),
-and any translation that disagrees with dysts's own NumPy right-hand side at points of the
-attractor.
+a coordinate that grows without bound while the right-hand side is not periodic in it,
+explicit time dependence, code that branches on a value or writes into an array it did not
+make with ``np.zeros``/``np.zeros_like`` (those take item assignment, for Lorenz96), and
+any translation that disagrees with dysts's NumPy right-hand side on the attractor.
 
 Conventions (``from_dysts`` arguments):
 
-- coordinates are dysts's own; time is measured in units of dysts's ``period`` by default
-  (``time_unit="period"``: the drift is ``period * f``), so the package's time defaults
+- coordinates are dysts's own (phases aside, below); time is in units of dysts's ``period``
+  by default (``time_unit="period"``: the drift is ``period * f``), so the time defaults
   (pool burn-in of 10 time units, step 1e-3, exponent runs of 500 units) mean the same
   number of oscillations for every flow, whose periods span 0.04 to 200 in their own units.
   Exponents are then per period: multiply dysts's ``maximum_lyapunov_estimated`` by the
@@ -27,6 +26,15 @@ Conventions (``from_dysts`` arguments):
   each coordinate by 2% of its spread, so the noisy attractor stays close to the
   deterministic one (the drift carries a trajectory across the attractor in one period; the
   noise moves it 50 times less far) while every coordinate is still noisy.
+- phases (``phases="circle"``): a coordinate ``theta`` that dysts lists as unbounded (an
+  angle, a forcing phase, a clock) becomes ``(cos(2 pi theta / P), sin(2 pi theta / P))``
+  in its place (one more dimension per phase) when the right-hand side repeats under
+  ``theta -> theta + P`` (float64, near the initial condition and on the run) for ``P = 2
+  pi`` or a period the parameters name (``p`` or ``2 pi / p``). The pair turns at ``2 pi
+  f_theta / P`` on a circle that `KAPPA` (1 per period) attracts; the other coordinates see
+  ``theta = atan2(s, c) P / (2 pi)`` (`ddm_jax.targets._dysts_phases`). The run is dysts's,
+  its phases then mapped to their pairs, which the box, ``z0``, spread and noise describe;
+  ``target.coordinates`` names every coordinate (``x2``: dysts's third).
 - ``attractor="chaotic"`` only when the largest Lyapunov exponent measured on that run
   (tangent map of the same RK4) exceeds `CHAOS_THRESHOLD` per period; otherwise None
   (unknown: analyses measure it). ``lyapunov`` is left None so that `fidelity_report`
@@ -44,6 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._dysts_phases import KAPPA, Phases, find_period, lift, lifted_rhs, lower, repeats
 from ._targets import Target, _constant_noise, from_callables
 
 NOISE = 0.02
@@ -96,10 +105,15 @@ def _system(name: str, parameters: dict | None):
 
 
 def dysts_metadata(name: str) -> dict:
-    """The metadata dysts gives a flow: dimension, period, dt, its exponent estimate, parameters."""
+    """The metadata dysts gives a flow: dimension, period, dt, its exponent estimate, parameters.
+
+    ``unbounded_indices`` lists the coordinates that grow without bound (phases and angles),
+    which ``from_dysts(phases="circle")`` embeds as (cos, sin) pairs.
+    """
     system = _system(name, None)
     return {
         "dimension": int(np.asarray(system.ic).shape[0]),
+        "unbounded_indices": [int(i) for i in getattr(system, "unbounded_indices", []) or []],
         "period": float(system.period),
         "dt": float(system.dt),
         "maximum_lyapunov_estimated": float(system.maximum_lyapunov_estimated),
@@ -240,6 +254,20 @@ def _rk4_run(f, z0, h, transient, record, every):
     return run(z0)
 
 
+def _phases(system, unbounded, ref, points, fail) -> Phases:
+    """Each unbounded coordinate's period (2 pi, or one the parameters name), else refuse."""
+    period = {}
+    for i in unbounded:
+        p = find_period(ref, points, i, system.params)
+        if p is None:
+            raise fail(
+                f"coordinate {i} grows without bound and the right-hand side is not periodic in "
+                "it (neither in 2pi nor in a period its parameters name): no circle holds it"
+            )
+        period[i] = p
+    return Phases(len(points[0]), period)
+
+
 def from_dysts(
     name: str,
     *,
@@ -247,6 +275,7 @@ def from_dysts(
     noise: float = NOISE,
     margin: float = MARGIN,
     time_unit: str = "period",
+    phases: str = "circle",
 ) -> Target:
     """The dysts flow ``name`` as a `Target` (see the module notes for every convention).
 
@@ -257,11 +286,17 @@ def from_dysts(
             period (`NOISE`).
         margin: box enlargement on each side, as a fraction of the run's range (`MARGIN`).
         time_unit: ``"period"`` (time in periods of the flow) or ``"native"`` (dysts's time).
+        phases: ``"circle"`` embeds each coordinate that grows without bound, where the
+            right-hand side is periodic in it, as a (cos, sin) pair on an attracting circle
+            (`ddm_jax.targets._dysts_phases`; ``target.coordinates`` names them);
+            ``"refuse"`` raises `DystsError` for such flows.
 
     Raises:
         DystsError: with the reason when the flow cannot be translated or measured.
         ImportError: when dysts is not installed.
     """
+    if phases not in ("circle", "refuse"):
+        raise ValueError(f"Expected phases 'circle' or 'refuse'; got {phases!r}.")
     if time_unit not in ("period", "native"):
         raise ValueError(f"Expected time_unit 'period' or 'native'; got {time_unit!r}.")
     if not (np.isfinite(noise) and noise >= 0 and np.isfinite(margin) and margin >= 0):
@@ -273,7 +308,7 @@ def from_dysts(
     if isinstance(system, DynSysDelay):
         raise fail("it is a delay equation (its state is a history, not a point of R^k)")
     unbounded = list(getattr(system, "unbounded_indices", []) or [])
-    if unbounded:
+    if unbounded and phases == "refuse":
         raise fail(
             f"coordinates {unbounded} grow without bound (phases or angles): no box holds them"
         )
@@ -281,6 +316,8 @@ def from_dysts(
     k = ic.shape[0]
     period = float(system.period)
     ref = lambda z, t=0.0: np.asarray(system.rhs(np.asarray(z, float), t), dtype=float)
+    near = ic + 0.01 * (1 + np.abs(ic)) * np.random.default_rng(0).standard_normal((4, k))
+    circle = _phases(system, unbounded, ref, [ic, *near], fail) if unbounded else None
     if not np.allclose(ref(ic, 0.0), ref(ic, 0.731 * period), rtol=1e-12, atol=0):
         raise fail("its right-hand side depends on time explicitly (non-autonomous)")
 
@@ -289,6 +326,8 @@ def from_dysts(
 
     scale = period if time_unit == "period" else 1.0
     unit = 1.0 if time_unit == "period" else period  # a period in the target's time
+    lifted = lambda f: lambda u: lifted_rhs(f(lower(u, circle, jnp)), u, circle, scale,
+                                            KAPPA / unit, jnp)  # fmt: skip
     for writable in (False, True):  # arrays that take item assignment only where needed
         jax_f = as_jax(_translated_rhs(system, writable))  # checks and the deterministic run
         drift_f = as_jax(_translated_rhs(system, writable))  # the target's drift
@@ -312,10 +351,22 @@ def from_dysts(
         zs, log = np.asarray(zs), float(log)
     if not np.all(np.isfinite(zs)):
         raise fail("its deterministic run from dysts's initial condition diverges")
+    if circle is not None:  # the run on the circle: dysts's, its phases mapped to (c, s)
+        zs = lift(zs, circle)
     probe = zs[:: max(1, len(zs) // 7)][:8]
-    want = np.stack([ref(z) for z in probe])
-    with jax.enable_x64(True):
-        got = np.asarray(jax.vmap(f64)(jnp.asarray(probe)))
+    if circle is None:
+        want = np.stack([ref(z) for z in probe])
+        with jax.enable_x64(True):
+            got = np.asarray(jax.vmap(f64)(jnp.asarray(probe)))
+    else:  # dysts's rhs at the probes mapped back, through the same embedding of its drift
+        native = lower(probe, circle, np)
+        for i, p in circle.period.items():  # periodic along the run too
+            if not repeats(ref, native, i, p):
+                raise fail(f"the right-hand side is not periodic in coordinate {i} on the run")
+        want = np.stack([lifted_rhs(ref(z), u, circle, scale, KAPPA / unit, np)
+                         for z, u in zip(native, probe, strict=True)])  # fmt: skip
+        with jax.enable_x64(True):
+            got = np.asarray(jax.vmap(lifted(f64))(jnp.asarray(probe)))
     if not np.allclose(got, want, rtol=1e-8, atol=1e-10 * (1 + np.abs(want).max())):
         raise fail("its JAX translation disagrees with dysts's rhs on the attractor")
     low, high = zs.min(axis=0), zs.max(axis=0)
@@ -329,6 +380,9 @@ def from_dysts(
     per_period = exponent * unit
     g = noise * std / np.sqrt(unit)
     drift = lambda t, z, args: scale * drift_f(z)
+    if circle is not None:
+        lifted_f = lifted(drift_f)
+        drift = lambda t, z, args: lifted_f(z)
     target = from_callables(
         drift,
         _constant_noise,
@@ -337,6 +391,7 @@ def from_dysts(
         args={"noise": jnp.diag(jnp.asarray(g, dtype=float))},
         name=f"dysts-{name}",  # a label that is also a folder name on every system
         attractor="chaotic" if per_period > CHAOS_THRESHOLD else None,
+        coordinates=None if circle is None else circle.labels(),
     )
     return target
 

@@ -63,6 +63,9 @@ class Target(eqx.Module):
         ring_direction: +1 (counter-clockwise) or -1, the sense of the net probability
             current around the ring of wells; None: derived from ``circulation`` (clockwise
             for alpha > 0), counter-clockwise when that is None too.
+
+    coordinates: what each of the k coordinates is, in words (a dysts flow's phases become
+        ``cos`` and ``sin`` pairs), or None: the system's own coordinates.
     """
 
     name: str = eqx.field(static=True)
@@ -84,6 +87,7 @@ class Target(eqx.Module):
     potential: Potential | None = eqx.field(static=True, default=None)
     circulation: float | None = eqx.field(static=True, default=None)
     ring_direction: int | None = eqx.field(static=True, default=None)
+    coordinates: tuple[str, ...] | None = eqx.field(static=True, default=None)
 
     @property
     def dim(self) -> int:
@@ -120,7 +124,7 @@ class Target(eqx.Module):
 # analysis metadata: static fields that describe the SDE but never enter its simulation
 _METADATA = (
     "paper_neurons", "fold", "attractor", "lyapunov", "period", "well_centres", "well_width",
-    "potential", "circulation", "ring_direction",
+    "potential", "circulation", "ring_direction", "coordinates",
 )  # fmt: skip
 
 
@@ -175,6 +179,7 @@ def from_callables(
     potential: Potential | None = None,
     circulation: float | None = None,
     ring_direction: int | None = None,
+    coordinates: tuple[str, ...] | None = None,
 ) -> Target:
     """Build a target from any drift/diffusion pair of the right shapes.
 
@@ -197,6 +202,7 @@ def from_callables(
         potential: ``U(z, args)``, for the Boltzmann reference ``exp(-U/T)``.
         circulation: ``alpha`` of a drift ``-(I + alpha J) grad U`` (0: gradient flow).
         ring_direction: +1 or -1, the sense of the net current around the wells.
+        coordinates: k labels saying what each coordinate is, or None.
 
     Returns:
         A validated `Target`.
@@ -218,6 +224,12 @@ def from_callables(
     if z0.shape != (k,):
         raise ValueError(f"Expected z0 of shape ({k},) to match the box; got {z0.shape}.")
     _check_finite(name, box_low=low, box_high=high, z0=z0)
+    if coordinates is not None:
+        coordinates = tuple(str(c) for c in coordinates)
+        if len(coordinates) != k:
+            raise ValueError(
+                f"Expected {k} coordinate labels for target {name!r}; got {len(coordinates)}."
+            )
     for leaf in jax.tree_util.tree_leaves(args):
         _check_finite(name, args=leaf)
     z_struct = jax.ShapeDtypeStruct((k,), z0.dtype)
@@ -254,6 +266,7 @@ def from_callables(
         paper_neurons=paper_neurons,
         fold=fold,
         potential=potential,
+        coordinates=coordinates,
         **meta,
     )
 
