@@ -179,9 +179,13 @@ def exponents(r: dict) -> tuple[float | None, float | None]:
     return r.get("lyapunov_target"), r.get("lyapunov_network")
 
 
-def _after(r: dict) -> str:
-    """How many retries a failed row went through (see `RETRIES`)."""
-    return f" (after {len(r['retries']) - 1} retries)" if len(r.get("retries", ())) > 1 else ""
+def _why(r: dict) -> str:
+    """A failed row's reason for the table, with the retries it went through (`RETRIES`)."""
+    why = ("most of the pool's trajectories leave the box or become non-finite"
+           if r["stage"] == "escape" else r["reason"][:90])  # fmt: skip
+    tried = len(r.get("retries", ())) - 1
+    last = f"noise {r.get('noise', NOISE):g}, step {r.get('step', STEP):g}"
+    return f"{why} (also after {tried} retries, the last at {last})" if tried > 0 else why
 
 
 def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
@@ -215,7 +219,7 @@ def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
         quiet = f" ({', '.join(retried)}: retried)" if retried else ""
         status = (
             f"ok{quiet}" if e["reached"]
-            else f"{r['stage']}: {r['reason'][:90]}{_after(r)}" if r["status"] == "failed"
+            else f"{r['stage']}: {_why(r)}" if r["status"] == "failed"
             else f"best of n = {', '.join(map(str, e['sizes']))} ({', '.join(e['methods'])})"
         )  # fmt: skip
         lines.append(
