@@ -20,16 +20,22 @@ flow's time is in periods, so that is ten crossings of its attractor), with one 
 half the report). The census keeps its defaults (32 starts, 300 time units): the exponent
 within 10% is judged on it. A flow costs about a minute at n = 256 on a 2-core CPU.
 
-A noisy target that diverges (in the training pool or the report's ensemble: its noise
-carries trajectories out of a small basin) is retried once at a quarter of the noise
-(`QUIET`, the row's ``noise``; ``noise_retry`` keeps the first failure). One JSON per flow,
-size and method in ``--cache`` (results/zoo/ for Adam, results/zoo/lstsq/ for the closed
-form, and so on): a rerun skips what is there (``--redo`` reruns), so the run resumes. A
-failure (translation, escape from the box, divergence, stiffness) is recorded with its
-reason and the run goes on. ``--keep`` keeps each network under ``--out``/NAME-N (model.eqx
-and weights.npz, whose latent coordinates are the flow's own, phases as (cos, sin) pairs).
-The leaderboard, results/zoo.{md,json,png}, is rebuilt from every method's JSONs: a flow's
-row is its smallest n reaching 1% attractor drift error with any method, else its best run.
+A target that diverges (in the training pool or the report's ensemble: its noise carries
+trajectories out of a small basin, or Euler's step of 1e-3 periods is too coarse for a stiff
+or conservative flow) is retried in the fixed order of `RETRIES`, (noise, step): a quarter of
+the noise (`QUIET`) at the same step; then the step 1e-4 (`FINE`: the pool's
+``TrainConfig.pool_dt``, the report's ``dt`` and ``pool_dt``, the census's starts; the
+census's RK4 step stays 0.02) at the full noise, at a quarter of it, and at a sixteenth. The
+first attempt that diverges nowhere is the row (else the last): its ``noise``, its ``step``
+where it is not 1e-3, ``noise_retry`` the first failure and, past one retry, ``retries``
+every failed attempt. One JSON per flow, size and method in ``--cache`` (results/zoo/ for
+Adam, results/zoo/lstsq/ for the closed form, and so on): a rerun skips what is there
+(``--redo`` reruns), so the run resumes. A failure (translation, escape from the box,
+divergence, stiffness) is recorded with its reason and the run goes on. ``--keep`` keeps
+each network under ``--out``/NAME-N (model.eqx and weights.npz, whose latent coordinates are
+the flow's own, phases as (cos, sin) pairs). The leaderboard, results/zoo.{md,json,png}, is
+rebuilt from every method's JSONs: a flow's row is its smallest n reaching 1% attractor
+drift error with any method, else its best run.
 
     python benchmarks/zoo.py --systems Halvorsen SprottB --neurons 256 --keep --out zoo-runs
     python benchmarks/zoo.py --neurons 256 1024               # the whole zoo (hours on a CPU)
@@ -56,6 +62,8 @@ THRESHOLD = 0.01  # "reaches": drift error on the attractor below 1%
 # from_dysts's noise: 2% of a coordinate's spread per square root of a period
 NOISE = inspect.signature(ddm.targets.from_dysts).parameters["noise"].default
 QUIET = NOISE / 4  # the retry's noise where the noisy target diverges (leaves the basin)
+STEP, FINE = 1e-3, 1e-4  # Euler steps (periods): the package's default, the retries' finer one
+RETRIES = ((QUIET, STEP), (NOISE, FINE), (QUIET, FINE), (NOISE / 16, FINE))  # in this order
 FIDELITY_T1, FIDELITY_BURN_IN = 12.5, 2.5  # periods: statistics over 10 periods x 256 runs
 METRICS = ("drift_error_attractor", "drift_error_box", "sw", "sw_null", "sw_ratio",
            "mean_error", "mean_error_null", "cov_error", "cov_error_null", "lyapunov_target",
@@ -69,7 +77,7 @@ def _failure(stage: str, err: BaseException) -> dict:
 
 def run_one(name: str, n: int, config: ddm.TrainConfig, census: bool, keep: Path | None,
             null_pairs: int = 1) -> dict:  # fmt: skip
-    """One flow at one size; a noisy target that diverges is retried once at `QUIET` noise."""
+    """One flow at one size; a target that diverges is retried as `RETRIES` says, in order."""
     row = {"system": name, "n": n, "method": config.method, "steps": config.steps,
            "remedy_rounds": config.remedy_rounds, "null_pairs": null_pairs,
            "fidelity_t1": FIDELITY_T1, "fidelity_burn_in": FIDELITY_BURN_IN}  # fmt: skip
@@ -77,10 +85,19 @@ def run_one(name: str, n: int, config: ddm.TrainConfig, census: bool, keep: Path
     row.update(dim=meta["dimension"], period=meta["period"],
                lyapunov_dysts=meta["maximum_lyapunov_estimated"] * meta["period"])  # fmt: skip
     first = _attempt(name, n, config, census, keep, null_pairs, row | {"noise": NOISE})
-    if first["status"] == "ok" or first.get("error") != "SimulationDiverged":
+    failed, result = [first], first
+    for noise, step in RETRIES:
+        if result["status"] == "ok" or result.get("error") != "SimulationDiverged":
+            break
+        attempt = row | {"noise": noise} | ({"step": step} if step != STEP else {})
+        result = _attempt(name, n, config, census, keep, null_pairs, attempt)
+        failed.append(result)
+    if len(failed) == 1:
         return first
-    retry = _attempt(name, n, config, census, keep, null_pairs, row | {"noise": QUIET})
-    return retry | {"noise_retry": f"{first['stage']}: {first['reason']}"}
+    tried = [f"noise {r['noise']:g}, step {r.get('step', STEP):g}: {r['stage']}: {r['reason']}"
+             for r in failed if r["status"] != "ok"]  # fmt: skip
+    extra = {"retries": tried} if len(failed) > 2 or result["status"] != "ok" else {}
+    return result | {"noise_retry": f"{first['stage']}: {first['reason']}"} | extra
 
 
 def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
@@ -96,7 +113,8 @@ def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
     stage = "training"
     try:
         start = time.perf_counter()
-        result = ddm.fit(target, n, key=jr.key(0), config=config)
+        step = row.get("step", STEP)
+        result = ddm.fit(target, n, key=jr.key(0), config=replace(config, pool_dt=step))
         row["train_s"] = time.perf_counter() - start
         losses = np.asarray(result.losses)  # empty for the closed form: no gradient step
         if losses.size and not np.isfinite(losses[-1]):
@@ -109,7 +127,7 @@ def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
         # compared: the report's own (one start) would only repeat them
         report = ddm.fidelity_report(
             result.model, target, key=jr.key(1), null_pairs=null_pairs, deterministic=not census,
-            t1=FIDELITY_T1, burn_in=FIDELITY_BURN_IN,
+            t1=FIDELITY_T1, burn_in=FIDELITY_BURN_IN, dt=step, pool_dt=step,
         )  # fmt: skip
         row["fidelity_s"] = time.perf_counter() - start
         row.update({k: float(report.metrics[k]) for k in METRICS if k in report.metrics})
@@ -118,7 +136,7 @@ def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
         if census:
             stage = "census"
             start = time.perf_counter()
-            cen = ddm.attractor_census(result.model, target, key=jr.key(2))
+            cen = ddm.attractor_census(result.model, target, key=jr.key(2), pool_dt=step)
             row["census_s"] = time.perf_counter() - start
             row.update({k: float(v) for k, v in cen.metrics.items() if np.ndim(v) == 0})
         if keep is not None:
@@ -163,6 +181,15 @@ def exponents(r: dict) -> tuple[float | None, float | None]:
     return r.get("lyapunov_target"), r.get("lyapunov_network")
 
 
+def _why(r: dict) -> str:
+    """A failed row's reason for the table, with the retries it went through (`RETRIES`)."""
+    why = ("most of the pool's trajectories leave the box or become non-finite"
+           if r["stage"] == "escape" else r["reason"][:90])  # fmt: skip
+    tried = len(r.get("retries", ())) - 1
+    last = f"noise {r.get('noise', NOISE):g}, step {r.get('step', STEP):g}"
+    return f"{why} (also after {tried} retries, the last at {last})" if tried > 0 else why
+
+
 def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
     """One entry per system: the smallest n reaching 1% attractor drift error (else the best)."""
     board = []
@@ -189,11 +216,13 @@ def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
         r = e["row"]
         lam_t, lam_n = exponents(r)
         rel = lam_n / lam_t - 1 if lam_n is not None and lam_t and math.isfinite(lam_t) else None
-        quiet = f" (noise {r['noise']:g}: retried)" if r.get("noise", NOISE) != NOISE else ""
+        retried = [f"noise {r['noise']:g}"] if r.get("noise", NOISE) != NOISE else []
+        retried += [f"step {r['step']:g}"] if r.get("step", STEP) != STEP else []
+        quiet = f" ({', '.join(retried)}: retried)" if retried else ""
         lifted = f" ({r['embedded_dim']})" if r.get("embedded_dim", e["dim"]) != e["dim"] else ""
         status = (
             f"ok{quiet}" if e["reached"]
-            else f"{r['stage']}: {r['reason'][:90]}" if r["status"] == "failed"
+            else f"{r['stage']}: {_why(r)}" if r["status"] == "failed"
             else f"best of n = {', '.join(map(str, e['sizes']))} ({', '.join(e['methods'])})"
         )  # fmt: skip
         lines.append(

@@ -231,3 +231,17 @@ def test_fit_data_with_the_closed_form_recovers_an_ou_process():
     learned = -np.asarray(ddm.data.fitted_linear_drift(fit.target, zs))[:, :2]
     assert np.linalg.norm(learned - drift) / np.linalg.norm(drift) < 0.05
     assert np.linalg.norm(np.asarray(fit.D) - diffusion) / np.linalg.norm(diffusion) < 0.02
+
+
+def test_a_drift_undefined_in_the_enlarged_box_is_named():
+    """sqrt(z) on [0.05, 1.05]: the box enlarged by 20% reaches z < 0, where it is NaN."""
+    target = ddm.from_callables(
+        lambda t, z, args: jnp.sqrt(z) - z, lambda t, z, args: 0.1 * jnp.eye(1),
+        box=([0.05], [1.05]), name="root",
+    )  # fmt: skip
+    config = TrainConfig(method="lstsq", sampler="box", lstsq_points=256, remedy_rounds=0)
+    with pytest.raises(
+        ValueError, match=r"Expected the drift of 'root' to be finite .* not at \d+ of 256 points"
+    ) as err:
+        ddm.fit(target, 8, key=jr.key(0), config=config)
+    assert "\n" not in str(err.value)

@@ -182,6 +182,9 @@ def train(
     ] = None,
     lstsq_points: Annotated[Int, _opt("Closed-form fit points", "lstsq_points")] = None,
     weight_decay: Annotated[Float, _opt("Adam weight decay of W_s", "weight_decay")] = None,
+    pool_dt: Annotated[
+        Float, _opt("Euler step of the attractor pool's target runs", "pool_dt")
+    ] = None,
     out: Annotated[Path | None, _opt("Run folder \\[default: runs/<system>-<neurons>]")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out")] = False,
     overwrite: Annotated[
@@ -210,7 +213,7 @@ def train(
             attractor_fraction=attractor_fraction, enlarge=enlarge,
             remedy_rounds=_remedy_rounds(remedy_rounds), remedy_steps=remedy_steps,
             method=method, ridge=ridge,
-            lstsq_points=lstsq_points, weight_decay=weight_decay,
+            lstsq_points=lstsq_points, weight_decay=weight_decay, pool_dt=pool_dt,
         )  # fmt: skip
         if data_file and (resume or params or private_noise):
             fail(

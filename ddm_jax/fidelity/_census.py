@@ -189,6 +189,7 @@ def attractor_census(
     key: Key,
     starts: int = 32,
     reference: Census | None = None,
+    pool_dt: float = 1e-3,
     **orbit_settings,
 ) -> Census:
     """Census of the network's noise-free latent flow against the target's (same starts).
@@ -211,6 +212,8 @@ def attractor_census(
         starts: number of starts (>= 32 recommended).
         reference: an earlier census of the same target and settings whose starts, target
             orbits and null are reused (the training remedy censuses one target many times).
+        pool_dt: Euler-Maruyama step of the trajectories that give the starts
+            (`attractor_points`; ``TrainConfig.pool_dt``).
         **orbit_settings: passed to `orbit_census` (``dt``, ``transient``, ``time``, ...).
     """
     if isinstance(starts, bool) or not isinstance(starts, int) or starts < 2:
@@ -220,10 +223,10 @@ def attractor_census(
     fold = (lambda z: jax.vmap(target.fold)(z)) if target.fold is not None else (lambda z: z)
     if reference is None:
         k_starts, k_null = jr.split(key)
-        z0s = attractor_points(target, key=k_starts, num=starts)
+        z0s = attractor_points(target, key=k_starts, num=starts, dt=pool_dt)
         ref = run(target.f, z0s)
         r = fold(flat(ref))
-        null = run(target.f, attractor_points(target, key=k_null, num=starts))
+        null = run(target.f, attractor_points(target, key=k_null, num=starts, dt=pool_dt))
         sw_null = sliced_wasserstein(fold(flat(null)), r, host=True) / spread(r)
     else:
         z0s, ref, sw_null = reference.starts, reference.target, reference.metrics["census_sw_null"]
@@ -262,15 +265,17 @@ def attractor_kind(target: Target, starts: Float[Array, "starts k"], **orbit_set
     return KINDS[int(np.bincount(np.asarray(orbits.classes), minlength=3).argmax())]
 
 
-def census_applies(target: Target, *, key: Key, starts: int = 8, **orbit_settings) -> bool:
+def census_applies(
+    target: Target, *, key: Key, starts: int = 8, pool_dt: float = 1e-3, **orbit_settings
+) -> bool:
     """Whether the census says something: the target's orbits are not all fixed points.
 
     ``target.attractor`` answers when set (``"fixed_point"``: no). When it is None, a cheap
-    look (``starts`` target orbits only, no network) skips targets whose only attractors are
-    fixed points.
+    look (``starts`` target orbits only, no network, from `attractor_points` at step
+    ``pool_dt``) skips targets whose only attractors are fixed points.
     """
     if target.attractor is not None:
         return target.attractor != "fixed_point"
-    z0s = attractor_points(target, key=key, num=starts)
+    z0s = attractor_points(target, key=key, num=starts, dt=pool_dt)
     orbits = orbit_census(target.f, z0s, scale=target.scale, **orbit_settings)
     return bool(np.any(np.asarray(orbits.classes) != FIXED))

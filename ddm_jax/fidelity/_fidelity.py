@@ -228,6 +228,7 @@ def fidelity_report(
     null_pairs: int = 3,
     solver: str = "euler",
     deterministic: bool = True,
+    pool_dt: float = 1e-3,
 ) -> FidelityReport:
     """Measure a trained network against its target.
 
@@ -264,11 +265,13 @@ def fidelity_report(
         null_pairs: independent target-vs-target pairs for the null (median).
         solver: network solver (see `SOLVERS`).
         deterministic: also measure Lyapunov exponent / limit cycle where applicable.
+        pool_dt: Euler-Maruyama step of the target trajectories that give the held-out
+            stationary points and the starts (`attractor_points`; ``TrainConfig.pool_dt``).
     """
     if not 0 <= burn_in < t1:
         raise ValueError(f"Expected 0 <= burn_in < t1; got burn_in={burn_in}, t1={t1}.")
     keys = iter(jr.split(key, 8 + 2 * null_pairs))
-    held = attractor_points(target, key=next(keys), num=16384)
+    held = attractor_points(target, key=next(keys), num=16384, dt=pool_dt)
     box = sample_box(next(keys), target, 16384)
     metrics = {
         "drift_error_box": float(drift_error(model, target, box)),

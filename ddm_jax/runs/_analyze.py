@@ -77,17 +77,17 @@ def _energy_plane(model, target, size: int = 25):
     return grid, np.asarray(sym)[..., :2], np.asarray(anti)[..., :2], np.asarray(energy)
 
 
-def _starts(path, target, trajectories: int, key) -> tuple[jax.Array, str]:
+def _starts(path, target, trajectories: int, key, pool_dt) -> tuple[jax.Array, str]:
     """Start states on the target's attractor, and where they come from.
 
     Drawn from the run's ``pool.npy`` (the training's attractor points) or, without one (a
-    box-sampled run), from fresh `attractor_points`.
+    box-sampled run), from fresh `attractor_points` at the run's step ``pool_dt``.
     """
     k_pick, k_pool = jr.split(key)
     if (path / "pool.npy").is_file():
         pool, source = jnp.asarray(load_pool(path / "pool.npy", target)), "pool.npy"
     else:
-        pool, source = attractor_points(target, key=k_pool), "attractor_points"
+        pool, source = attractor_points(target, key=k_pool, dt=pool_dt), "attractor_points"
     pick = jr.choice(k_pick, pool.shape[0], (trajectories,), replace=pool.shape[0] < trajectories)
     return pool[pick].astype(target.centre.dtype), source
 
@@ -141,7 +141,7 @@ def analyze_run(
     diffusion_matrix(model)  # the network's noise must be constant too
 
     k_start, k_burn, k_sim, k_hop, k_pca = jr.split(jr.key(seed), 5)
-    z0s, starts = _starts(path, target, trajectories, k_start)
+    z0s, starts = _starts(path, target, trajectories, k_start, loaded.pool_dt)
     if burn_in > 0:
         burn = simulate_target(target, z0s, key=k_burn, t1=burn_in, dt=dt, save_dt=burn_in)
         z0s = burn.zs[:, -1]

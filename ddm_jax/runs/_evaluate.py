@@ -88,14 +88,15 @@ def evaluate_run(
     check_count("null_pairs", null_pairs, 1)
     check_count("display_trajectories", display_trajectories, 1)
     k_report, k_display = jr.split(jr.key(seed))
+    pool_dt = loaded.pool_dt  # held-out points and census starts at the training's step
     report = fidelity_report(
         model, target, key=k_report, trajectories=trajectories, t1=time, burn_in=burn_in,
-        dt=dt, save_dt=save_dt, null_pairs=null_pairs, solver=solver,
+        dt=dt, save_dt=save_dt, null_pairs=null_pairs, solver=solver, pool_dt=pool_dt,
     )  # fmt: skip
     found = None
     k_census = jr.fold_in(jr.key(seed), 15)  # leaves the keys of the report as they were
-    if census and census_applies(target, key=jr.fold_in(k_census, 0)):
-        found = attractor_census(model, target, key=jr.fold_in(k_census, 1))
+    if census and census_applies(target, key=jr.fold_in(k_census, 0), pool_dt=pool_dt):
+        found = attractor_census(model, target, key=jr.fold_in(k_census, 1), pool_dt=pool_dt)
         report.metrics.update(found.metrics)
     figs = {}
     if figures:

@@ -36,6 +36,11 @@ class TrainedRun:
     noise_losses: np.ndarray | None
     training: dict
 
+    @property
+    def pool_dt(self) -> float:
+        """The Euler step of the run's attractor pool (``TrainConfig.pool_dt``; 1e-3 before it)."""
+        return self.config["settings"].get("train", {}).get("pool_dt", 1e-3)
+
 
 def default_run_folder(target: Target, neurons: int | None = None) -> Path:
     """``runs/<target name>-<neurons>``; neurons default to the paper's size, else 64."""

@@ -100,7 +100,7 @@ def simulate_run(
             f"{neuron_trajectories}, {neurons_kept}."
         )
     k_start, k_sim = jr.split(jr.key(seed))
-    z0s = attractor_points(loaded.target, key=k_start, num=trajectories)
+    z0s = attractor_points(loaded.target, key=k_start, num=trajectories, dt=loaded.pool_dt)
     net, ref, few = side_by_side(
         model, loaded.target, z0s, key=k_sim, t1=time, dt=dt, save_dt=save_dt, solver=solver,
         neuron_trajectories=min(neuron_trajectories, trajectories) or 1,
@@ -149,7 +149,7 @@ def moments_run(
                      burn_in=burn_in)  # fmt: skip
     check_count("trajectories", trajectories, 1)
     k_start, k_net, k_tgt = jr.split(jr.key(seed), 3)
-    z0s = attractor_points(loaded.target, key=k_start, num=trajectories)
+    z0s = attractor_points(loaded.target, key=k_start, num=trajectories, dt=loaded.pool_dt)
     grid = dict(t1=time, burn_in=burn_in, dt=dt, save_dt=save_dt, solver=solver)
     net = stationary_moments(loaded.model, z0s, key=k_net, **grid)
     ref = stationary_moments(loaded.target, z0s, key=k_tgt, **grid)

@@ -97,7 +97,7 @@ def _start(path: Path, target: Target, settings: dict, *, resume: bool) -> _Star
         if resume and (path / "pool.npy").is_file():
             pool = load_pool(path / "pool.npy", target)
         else:
-            pool, pool_is_new = attractor_points(target, key=plan.pool_key), True
+            pool, pool_is_new = attractor_points(target, key=plan.pool_key, dt=config.pool_dt), True
     return _Start(config, plan, model, pool, pool_is_new)
 
 

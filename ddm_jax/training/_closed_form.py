@@ -167,6 +167,14 @@ def _targets(target: Target, model: LowRankRNN, zs: np.ndarray):
     """Box-scaled points ``v`` and regression values ``Y = tau S^-1 f(z) + v`` (float64)."""
     c, s = np.asarray(model.centre, float), np.asarray(model.scale, float)
     f = np.asarray(_drift(target, jnp.asarray(zs, model.W_s.dtype)), float)
+    bad = ~np.all(np.isfinite(f), axis=-1)
+    if bad.any():  # the regression would fail later with a bare "infs or NaNs"
+        raise ValueError(
+            f"Expected the drift of {target.name!r} to be finite where the closed form fits "
+            f"it (the box enlarged by TrainConfig.enlarge, and the attractor pool); it is not "
+            f"at {bad.sum()} of {bad.size} points, e.g. z = {np.asarray(zs)[bad][0].tolist()}. "
+            "Use a smaller enlarge, or sampler='attractor'."
+        )
     vs = (zs - c) / s
     return vs, float(model.tau) * f / s + vs
 

@@ -63,6 +63,10 @@ class TrainConfig:
         noise_aware: with private neuron noise, solve the read-out on the features the noisy
             network has (the Gaussian expectation of tanh off the manifold).
         weight_decay: decoupled weight decay of ``W_s`` in Adam (0: plain Adam).
+        pool_dt: Euler-Maruyama step of the target trajectories that make the attractor
+            pool (`attractor_points`), and of the census's starts in the remedy. Stiff
+            flows, and conservative ones that Euler's step pushes outward, keep their
+            trajectories in the box only at a smaller step (1e-4).
     """
 
     steps: int = 20000
@@ -82,6 +86,7 @@ class TrainConfig:
     ridge: float | None = None
     noise_aware: bool = True
     weight_decay: float = 0.0
+    pool_dt: float = 1e-3
 
     def __post_init__(self):
         for name in ("steps", "batch", "chunk", "noise_steps", "remedy_steps", "lstsq_points"):
@@ -122,6 +127,9 @@ class TrainConfig:
             raise ValueError(f"Expected noise_aware True or False; got {self.noise_aware!r}.")
         if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay < np.inf):
             raise ValueError(f"Expected a finite weight_decay >= 0; got {self.weight_decay!r}.")
+        dt = self.pool_dt
+        if isinstance(dt, bool) or not (isinstance(dt, int | float) and 0 < dt < np.inf):
+            raise ValueError(f"Expected a finite pool_dt > 0 (time units); got {dt!r}.")
 
     def to_dict(self) -> dict:
         """Plain dict for config files."""

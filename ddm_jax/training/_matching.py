@@ -238,7 +238,8 @@ def fit(
     """
     plan = fit_plan(key, config)
     model = init_network(target, n, key=plan.init_key, tau=tau, private_noise=private_noise)
-    pool = None if config.sampler == "box" else attractor_points(target, key=plan.pool_key)
+    box_only = config.sampler == "box"
+    pool = None if box_only else attractor_points(target, key=plan.pool_key, dt=config.pool_dt)
     model, info = drift_start(model, target, pool, plan, config)
     losses = np.zeros(0, np.float32)
     if adam_steps(config):
@@ -293,7 +294,7 @@ def fit_seeds(
               for p in plans]  # fmt: skip
     pools = None
     if config.sampler != "box":
-        pools = stack([attractor_points(target, key=p.pool_key) for p in plans])
+        pools = stack([attractor_points(target, key=p.pool_key, dt=config.pool_dt) for p in plans])
     starts = [drift_start(m, target, None if pools is None else pools[i], p, config)
               for i, (m, p) in enumerate(zip(models, plans, strict=True))]  # fmt: skip
     models, infos = [m for m, _ in starts], [i for _, i in starts]

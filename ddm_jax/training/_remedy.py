@@ -123,13 +123,14 @@ def refine_attractors(
     ``config.remedy_steps`` steps (a fifth of ``config.steps`` for None). The census is clean
     when every start ends in the target's class and, for chaotic targets, the mean exponents
     agree within ``exponent_tolerance`` (`Census.clean`). The pool of each round keeps half of
-    ``pool`` (or of fresh attractor points when there is none) and fills the other half with
-    states of the network orbits censused so far, inside the box enlarged by
-    ``config.enlarge`` (all of ``pool`` while every orbit leaves that box). Deterministic
-    given ``key``. ``starts`` and ``orbit_settings`` set the census (see
-    `attractor_census`); `fit` uses the defaults. Progress: ``on_round``
-    receives each census summary as it is made (round 0 first), ``on_chunk(state, losses)``
-    each chunk of a round's steps (``state.step`` counts from 0 every round).
+    ``pool`` (or of fresh attractor points at step ``config.pool_dt`` when there is none) and
+    fills the other half with states of the network orbits censused so far, inside the box
+    enlarged by ``config.enlarge`` (all of ``pool`` while every orbit leaves that box).
+    Deterministic given ``key``. ``starts`` and ``orbit_settings`` set the census (see
+    `attractor_census`, whose starts come at step ``config.pool_dt``); `fit` uses the
+    defaults. Progress: ``on_round`` receives each census summary as it is made (round 0
+    first), ``on_chunk(state, losses)`` each chunk of a round's steps (``state.step`` counts
+    from 0 every round).
 
     Returns:
         The network with the best census met (the input if none was better), the losses of
@@ -137,12 +138,15 @@ def refine_attractors(
     """
     config = _resolved(config)
     k_census, k_pool, k_pick, k_train = jr.split(key, 4)
-    census = attractor_census(model, target, key=k_census, starts=starts, **orbit_settings)
+    base = np.asarray(
+        pool if pool is not None else attractor_points(target, key=k_pool, dt=config.pool_dt)
+    )
+    census = attractor_census(model, target, key=k_census, starts=starts,
+                              pool_dt=config.pool_dt, **orbit_settings)  # fmt: skip
     history = [_summary(census, 0, exponent_tolerance)]
     report = on_round if on_round is not None else (lambda summary: None)
     report(history[-1])
     best, best_score = model, census_score(history[-1])
-    base = np.asarray(pool if pool is not None else attractor_points(target, key=k_pool))
     half = base.shape[0] // 2
     round_config = replace(
         config, steps=config.remedy_steps,
@@ -189,7 +193,9 @@ def remedy_settings(config: TrainConfig, target: Target, *, key: Key) -> TrainCo
     """
     if config.remedy_rounds == 0:
         return None
-    if config.remedy_rounds == "auto" and not census_applies(target, key=key):
+    if config.remedy_rounds == "auto" and not census_applies(
+        target, key=key, pool_dt=config.pool_dt
+    ):
         return None
     return _resolved(config)
 
