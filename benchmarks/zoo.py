@@ -62,7 +62,7 @@ THRESHOLD = 0.01  # "reaches": drift error on the attractor below 1%
 # from_dysts's noise: 2% of a coordinate's spread per square root of a period
 NOISE = inspect.signature(ddm.targets.from_dysts).parameters["noise"].default
 QUIET = NOISE / 4  # the retry's noise where the noisy target diverges (leaves the basin)
-STEP, FINE = 1e-3, 1e-4  # Euler steps (periods): the package's default, the retries' finer one
+STEP, FINE = ddm.simulation.POOL_DT, 1e-4  # Euler steps (periods): the default, the finer one
 RETRIES = ((QUIET, STEP), (NOISE, FINE), (QUIET, FINE), (NOISE / 16, FINE))  # in this order
 FIDELITY_T1, FIDELITY_BURN_IN = 12.5, 2.5  # periods: statistics over 10 periods x 256 runs
 METRICS = ("drift_error_attractor", "drift_error_box", "sw", "sw_null", "sw_ratio",

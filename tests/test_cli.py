@@ -23,10 +23,8 @@ import numpy as np
 import pytest
 from helpers import cli, cli_ok
 from test_plotting import assert_not_blank
-from typer.testing import CliRunner
 
 import ddm_jax as ddm
-from ddm_jax.cli import app
 
 TINY = ["--neurons", "16", "--steps", "200", "--batch", "64", "--chunk", "50"]
 TINY += ["--remedy-rounds", "0"]  # the census after training has its own tests
@@ -303,9 +301,7 @@ def test_bad_input_gives_one_line_error(args, fragments, trained, tmp_path, monk
     (tmp_path / "wrong.py").write_text(WRONG_DIMS)
     monkeypatch.chdir(tmp_path)
     args = [str(trained) if a == "RUN" else a for a in args]
-    result = CliRunner().invoke(app, args)
-    proc = subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-    assert_one_line_error(proc, *fragments)
+    assert_one_line_error(cli(*args), *fragments)
 
 
 def test_corrupt_files_are_named(trained, tmp_path):

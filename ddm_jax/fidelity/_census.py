@@ -28,7 +28,7 @@ from jaxtyping import Array, Float, Int
 
 from .._custom_types import Key
 from ..network import LowRankRNN
-from ..simulation import attractor_points, rk4_step
+from ..simulation import POOL_DT, attractor_points, rk4_step
 from ..targets import Target
 from ._statistics import sliced_wasserstein, spread
 
@@ -189,7 +189,7 @@ def attractor_census(
     key: Key,
     starts: int = 32,
     reference: Census | None = None,
-    pool_dt: float = 1e-3,
+    pool_dt: float = POOL_DT,
     **orbit_settings,
 ) -> Census:
     """Census of the network's noise-free latent flow against the target's (same starts).
@@ -266,7 +266,7 @@ def attractor_kind(target: Target, starts: Float[Array, "starts k"], **orbit_set
 
 
 def census_applies(
-    target: Target, *, key: Key, starts: int = 8, pool_dt: float = 1e-3, **orbit_settings
+    target: Target, *, key: Key, starts: int = 8, pool_dt: float = POOL_DT, **orbit_settings
 ) -> bool:
     """Whether the census says something: the target's orbits are not all fixed points.
 

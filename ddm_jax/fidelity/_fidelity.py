@@ -15,6 +15,7 @@ from jaxtyping import Array, Float
 from .._custom_types import Key
 from ..network import LowRankRNN
 from ..simulation import (
+    POOL_DT,
     Run,
     attractor_points,
     rk4_step,
@@ -228,7 +229,7 @@ def fidelity_report(
     null_pairs: int = 3,
     solver: str = "euler",
     deterministic: bool = True,
-    pool_dt: float = 1e-3,
+    pool_dt: float = POOL_DT,
 ) -> FidelityReport:
     """Measure a trained network against its target.
 

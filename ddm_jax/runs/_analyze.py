@@ -33,7 +33,7 @@ from ..plotting import (
     plot_recovered,
     save_figure,
 )
-from ..simulation import attractor_points, simulate_network, simulate_target
+from ..simulation import POOL_DT, attractor_points, simulate_network, simulate_target
 from ._checkpoint import load_pool
 from ._folder import check_count, check_simulation
 from ._loading import load_run
@@ -77,7 +77,7 @@ def _energy_plane(model, target, size: int = 25):
     return grid, np.asarray(sym)[..., :2], np.asarray(anti)[..., :2], np.asarray(energy)
 
 
-def _starts(path, target, trajectories: int, key, pool_dt=1e-3) -> tuple[jax.Array, str]:
+def _starts(path, target, trajectories: int, key, pool_dt=POOL_DT) -> tuple[jax.Array, str]:
     """Start states on the target's attractor, and where they come from.
 
     Drawn from the run's ``pool.npy`` (the training's attractor points) or, without one (a

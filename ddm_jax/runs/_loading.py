@@ -8,6 +8,7 @@ import numpy as np
 
 from ..io import CorruptFileError, load_model
 from ..network import LowRankRNN
+from ..simulation import POOL_DT
 from ..targets import Target
 from ._data_files import data_target
 from ._folder import RunError, read_config, read_json
@@ -38,8 +39,8 @@ class TrainedRun:
 
     @property
     def pool_dt(self) -> float:
-        """The Euler step of the run's attractor pool (``TrainConfig.pool_dt``; 1e-3 before it)."""
-        return self.config["settings"].get("train", {}).get("pool_dt", 1e-3)
+        """The Euler step of the run's attractor pool (``TrainConfig.pool_dt``, else `POOL_DT`)."""
+        return self.config["settings"].get("train", {}).get("pool_dt", POOL_DT)
 
 
 def default_run_folder(target: Target, neurons: int | None = None) -> Path:

@@ -18,6 +18,7 @@ from ._integrate import (
 from ._moments import Moments as Moments, stationary_moments as stationary_moments
 from ._rk4 import rk4_step as rk4_step
 from ._sampling import (
+    POOL_DT as POOL_DT,
     SAMPLERS as SAMPLERS,
     attractor_points as attractor_points,
     batch_points as batch_points,

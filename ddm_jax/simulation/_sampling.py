@@ -16,6 +16,8 @@ from ..targets import Target
 from ._simulate import SimulationDiverged, simulate_target
 
 SAMPLERS = ("box", "attractor", "mixture")
+POOL_DT = 1e-3
+"""The default Euler-Maruyama step of `attractor_points` (``TrainConfig.pool_dt``)."""
 
 
 def sample_box(key: Key, target: Target, num: int, enlarge: float = 0.0) -> Float[Array, "num k"]:
@@ -32,7 +34,7 @@ def attractor_points(
     num: int = 65536,
     trajectories: int = 64,
     burn_in: float = 10.0,
-    dt: float = 1e-3,
+    dt: float = POOL_DT,
     spread: float = 0.5,
 ) -> Float[Array, "num k"]:
     """``num`` points of the target's stationary regime, from simulated noisy trajectories.

@@ -379,10 +379,8 @@ def from_dysts(
     exponent = log / (RECORD * unit)  # per unit of the target's time
     per_period = exponent * unit
     g = noise * std / np.sqrt(unit)
-    drift = lambda t, z, args: scale * drift_f(z)
-    if circle is not None:
-        lifted_f = lifted(drift_f)
-        drift = lambda t, z, args: lifted_f(z)
+    field = (lambda z: scale * drift_f(z)) if circle is None else lifted(drift_f)
+    drift = lambda t, z, args: field(z)
     target = from_callables(
         drift,
         _constant_noise,

@@ -64,8 +64,9 @@ class Target(eqx.Module):
             current around the ring of wells; None: derived from ``circulation`` (clockwise
             for alpha > 0), counter-clockwise when that is None too.
 
-    coordinates: what each of the k coordinates is, in words (a dysts flow's phases become
-        ``cos`` and ``sin`` pairs), or None: the system's own coordinates.
+    Coordinates:
+        coordinates: what each of the k coordinates is, in words (a dysts flow's phases
+            become ``cos`` and ``sin`` pairs), or None: the system's own coordinates.
     """
 
     name: str = eqx.field(static=True)

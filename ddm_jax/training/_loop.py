@@ -20,7 +20,7 @@ import optax
 from jaxtyping import Array, Float, Int, Key as KeyArray
 
 from ..network import LowRankRNN
-from ..simulation import SAMPLERS, batch_points
+from ..simulation import POOL_DT, SAMPLERS, batch_points
 from ..targets import Target
 from ._closed_form import METHODS
 from ._losses import diffusion_loss, drift_loss
@@ -86,7 +86,7 @@ class TrainConfig:
     ridge: float | None = None
     noise_aware: bool = True
     weight_decay: float = 0.0
-    pool_dt: float = 1e-3
+    pool_dt: float = POOL_DT
 
     def __post_init__(self):
         for name in ("steps", "batch", "chunk", "noise_steps", "remedy_steps", "lstsq_points"):
