@@ -1,5 +1,7 @@
 """Attractor census: exponents against exact and reference values, classes, the remedy."""
 
+from dataclasses import replace
+
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
@@ -8,9 +10,37 @@ import pytest
 
 import ddm_jax as ddm
 
-FIXED, PERIODIC, CHAOTIC = (
-    ddm.fidelity.CLASSES.index(c) for c in ("fixed point", "periodic", "chaotic")
+FIXED, PERIODIC, CHAOTIC, DIVERGED = (
+    ddm.fidelity.CLASSES.index(c) for c in ("fixed point", "periodic", "chaotic", "diverged")
 )
+
+
+def _stiff_cycle(z, rate=500.0):
+    """A unit circle attracting at ``2 rate`` (radial), turning once per 2 pi: a limit cycle."""
+    r2 = z @ z
+    return rate * (1 - r2) * z + jnp.array([-z[1], z[0]])
+
+
+def test_a_stiff_limit_cycle_gets_a_step_that_keeps_it_periodic():
+    # the Jacobian's radial eigenvalue on the circle is -2 rate = -1000: RK4 at the old fixed
+    # step 0.02 (|lambda dt| = 20, stable to 2.8) blows the orbit up, and its NaN exponent
+    # used to fall through every comparison into "periodic"
+    starts = jnp.array([[1.0, 0.0], [0.6, 0.8]])  # on the circle, where rho = 1000 - 1e-3
+    assert ddm.fidelity.census_step([_stiff_cycle], starts) == pytest.approx(0.2 / 400)
+    assert ddm.fidelity.census_step([lambda z: -z], starts) == 0.02  # not stiff: unchanged
+    short = dict(scale=jnp.ones(2), transient=2.0, time=10.0)
+    coarse = ddm.fidelity.orbit_census(_stiff_cycle, starts, dt=0.02, **short)
+    assert np.all(np.asarray(coarse.classes) == DIVERGED)
+    fine = ddm.fidelity.orbit_census(_stiff_cycle, starts, **short)
+    assert np.all(np.asarray(fine.classes) == PERIODIC)
+    np.testing.assert_allclose(fine.exponent, 0.0, atol=2e-3)
+
+
+def test_an_orbit_that_blows_up_is_diverged_not_periodic():
+    orbits = ddm.fidelity.orbit_census(lambda z: z**2, jnp.array([[1.0], [-1.0]]),
+                                       scale=jnp.ones(1), transient=0.0, time=10.0)  # fmt: skip
+    # z' = z^2 from 1 leaves every bounded region at t = 1; from -1 it decays to 0
+    assert np.asarray(orbits.classes).tolist() == [DIVERGED, FIXED]
 
 
 def test_linear_flow_exponent_is_the_largest_real_part():
@@ -85,6 +115,31 @@ def test_trained_van_der_pol_census_is_clean_and_remedy_changes_nothing():
     census = ddm.attractor_census(result.model, vdp, key=jr.key(9), starts=8, time=150.0)
     assert census.clean()
     assert census.metrics["census_sw"] < 0.05
+
+
+def test_census_leaves_out_the_targets_diverged_orbits_and_measures_its_own_null():
+    vdp = ddm.make_target("vdp")
+    model = ddm.init_network(vdp, 8, key=jr.key(4))
+    short = dict(transient=1.0, time=10.0)
+    census = ddm.attractor_census(model, vdp, key=jr.key(5), starts=4, **short)
+    assert census.settings["dt"] == ddm.fidelity.census_step([vdp.f, model.target_drift],
+                                                             census.starts)  # fmt: skip
+    # two censuses of the target itself (other starts): VDP's zero exponent, no chaotic orbit
+    assert np.isnan(census.metrics["census_lyapunov_null"])
+    # the target's second orbit diverged (as a stiff or escaping flow's can): the distances
+    # compare the other three starts, network against target, instead of failing on shapes
+    t = census.target
+    broken = eqx.tree_at(lambda o: (o.points, o.classes, o.exponent), t,
+                         (t.points.at[1].set(jnp.nan), t.classes.at[1].set(DIVERGED),
+                          t.exponent.at[1].set(jnp.nan)))  # fmt: skip
+    again = ddm.attractor_census(model, vdp, key=jr.key(5),
+                                 reference=replace(census, target=broken), **short)  # fmt: skip
+    rows = np.array([0, 2, 3])
+    flat = lambda o: o.points[rows].reshape(-1, 2)
+    sw = ddm.fidelity.sliced_wasserstein(flat(again.network), flat(broken), host=True)
+    assert again.metrics["census_sw"] == pytest.approx(sw / ddm.fidelity.spread(flat(broken)))
+    assert again.metrics["census_target_mismatch"] == 0.25
+    np.testing.assert_array_equal(again.network.points, census.network.points)
 
 
 def test_census_errors(key, no_typecheck):

@@ -10,6 +10,7 @@ from ._census import (
     Orbits as Orbits,
     attractor_census as attractor_census,
     census_applies as census_applies,
+    census_step as census_step,
     orbit_census as orbit_census,
 )
 from ._errors import (

@@ -10,7 +10,11 @@ Classes (``CLASSES``), with the thresholds of `orbit_census`:
     - fixed point: the orbit's RMS spread over the averaging window is below
       ``fixed_tolerance`` times the box's half-width norm, or ``lambda < -chaos_threshold``;
     - chaotic: ``lambda > chaos_threshold``;
-    - periodic: otherwise (``|lambda| <= chaos_threshold``, a limit cycle or a torus).
+    - periodic: otherwise (``|lambda| <= chaos_threshold``, a limit cycle or a torus);
+    - diverged: the orbit or its exponent became non-finite (it left every bounded region, or
+      RK4's step was too long for the drift): never counted as one of the three above.
+The RK4 step follows the drifts' stiffness (`census_step`): 0.02 time units, shorter where the
+Jacobian at the starts has eigenvalues so large that 0.02 would be unstable.
 For a limit cycle the finite-time estimate of the zero exponent is the log of a speed ratio
 over the window, ``O(1 / time)``: about 0.001 for Van der Pol over 300 time units, well inside
 the default threshold of 0.02 per time unit; the paper's chaotic targets have 0.37 (Dadras)
@@ -32,8 +36,8 @@ from ..simulation import POOL_DT, attractor_points, rk4_step
 from ..targets import Target
 from ._statistics import sliced_wasserstein, spread
 
-FIXED, PERIODIC, CHAOTIC = 0, 1, 2
-CLASSES = ("fixed point", "periodic", "chaotic")
+FIXED, PERIODIC, CHAOTIC, DIVERGED = 0, 1, 2, 3
+CLASSES = ("fixed point", "periodic", "chaotic", "diverged")
 KINDS = ("fixed_point", "limit_cycle", "chaotic")  # the classes as `Target.attractor` names them
 
 
@@ -44,7 +48,8 @@ class Orbits(eqx.Module):
         exponent: largest Lyapunov exponent of each orbit, per time unit, ``(starts,)``.
         spread: RMS spread of each orbit over the averaging window, relative to the norm of
             the box half-widths, ``(starts,)``.
-        classes: ``FIXED``, ``PERIODIC`` or ``CHAOTIC`` per start (names in ``CLASSES``).
+        classes: ``FIXED``, ``PERIODIC``, ``CHAOTIC`` or ``DIVERGED`` per start (names in
+            ``CLASSES``).
         points: states saved along each orbit after the transient, ``(starts, samples, k)``.
     """
 
@@ -79,12 +84,38 @@ def _orbits(f, starts, dt, transient_steps, align_steps, saves, per_save):
     return jax.vmap(one)(starts)
 
 
+DT = 0.02  # the census's RK4 step where no drift is stiff at the starts
+STIFFNESS = 0.5  # the most a step may be times the largest Jacobian eigenvalue's modulus
+
+
+def census_step(drifts, starts: Float[Array, "starts k"], save_dt: float = 0.2) -> float:
+    """The census's RK4 step for these drifts: `DT`, or shorter where one of them is stiff.
+
+    With ``rho`` the largest modulus of an eigenvalue of a drift's Jacobian at the starts,
+    the step keeps ``rho * dt <= STIFFNESS``: `DT` where it does, else the longest step that
+    divides ``save_dt`` and does. RK4 is stable to about ``|lambda dt| = 2.8``, but it damps
+    an oscillation at ``|lambda dt| = 1`` by 0.6% a step, a spurious exponent of ``-0.006 /
+    dt``; at 0.5, by 0.01% a step. A flow measured in periods of a fast-slow oscillation has
+    ``rho`` in the hundreds, where 0.02 makes its orbits diverge (or, nearer the limit, turns
+    a chaotic orbit periodic); Lorenz's is about 21 on its attractor, 0.02 unchanged.
+    """
+    rho = 0.0
+    for f in drifts:
+        jac = np.asarray(jax.vmap(jax.jacfwd(f))(jnp.asarray(starts)), dtype=float)
+        jac = jac[np.all(np.isfinite(jac), axis=(1, 2))]
+        if jac.size:
+            rho = max(rho, float(np.abs(np.linalg.eigvals(jac)).max()))
+    if rho * DT <= STIFFNESS:
+        return DT
+    return save_dt / int(np.ceil(save_dt * rho / STIFFNESS))
+
+
 def orbit_census(
     f,
     starts: Float[Array, "starts k"],
     *,
     scale: Float[Array, " k"],
-    dt: float = 0.02,
+    dt: float | None = None,
     transient: float = 50.0,
     time: float = 300.0,
     save_dt: float = 0.2,
@@ -93,17 +124,18 @@ def orbit_census(
 ) -> Orbits:
     """Integrate the noise-free flow ``dz/dt = f(z)`` from every start and classify the orbits.
 
-    RK4 with step ``dt`` (float32 is enough: the exponents agree with float64 to 1e-3 on
-    Lorenz), vectorised over starts. Each orbit runs ``transient`` time units, then 10 more to
-    align the tangent vector, then ``time`` units over which the largest Lyapunov exponent is
-    averaged (tangent map by ``jax.jvp``, renormalised every step) and a state is saved every
-    ``save_dt``. The cost is ``8 (transient + 10 + time) / dt`` drift evaluations per start.
+    RK4 with step ``dt`` (`census_step` of ``f`` by default; float32 is enough: the exponents
+    agree with float64 to 1e-3 on Lorenz), vectorised over starts. Each orbit runs
+    ``transient`` time units, then 10 more to align the tangent vector, then ``time`` units
+    over which the largest Lyapunov exponent is averaged (tangent map by ``jax.jvp``,
+    renormalised every step) and a state is saved every ``save_dt``. The cost is
+    ``8 (transient + 10 + time) / dt`` drift evaluations per start.
 
     Args:
         f: the drift, ``f(z) -> (k,)`` (a target's ``f`` or a network's ``target_drift``).
         starts: initial states, ``(starts, k)``.
         scale: box half-widths, the unit of ``fixed_tolerance``.
-        dt: RK4 step.
+        dt: RK4 step; None: `census_step` of ``f`` at the starts.
         transient: time discarded before measuring.
         time: averaging time.
         save_dt: interval between saved states (a multiple of ``dt``).
@@ -113,6 +145,8 @@ def orbit_census(
     starts = jnp.asarray(starts)
     if starts.ndim != 2 or starts.shape[0] < 1:
         raise ValueError(f"Expected starts of shape (starts, k); got {starts.shape}.")
+    if dt is None:
+        dt = census_step([f], starts, save_dt)
     for name, value in (("dt", dt), ("time", time), ("save_dt", save_dt)):
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"Expected a finite {name} > 0; got {value!r}.")
@@ -132,6 +166,8 @@ def orbit_census(
     rel_spread = jnp.sqrt(jnp.sum(jnp.var(points, axis=1), axis=-1)) / jnp.linalg.norm(scale)
     fixed = (rel_spread < fixed_tolerance) | (exponent < -chaos_threshold)
     classes = jnp.where(fixed, FIXED, jnp.where(exponent > chaos_threshold, CHAOTIC, PERIODIC))
+    finite = jnp.isfinite(exponent) & jnp.all(jnp.isfinite(points), axis=(1, 2))
+    classes = jnp.where(finite, classes, DIVERGED)  # NaN compares false: not "periodic"
     return Orbits(exponent, rel_spread, classes, points)
 
 
@@ -158,7 +194,7 @@ class Census:
     @property
     def majority(self) -> int:
         """The target's most common class (``FIXED``, ``PERIODIC`` or ``CHAOTIC``)."""
-        return int(np.bincount(np.asarray(self.target.classes), minlength=3).argmax())
+        return int(np.bincount(np.asarray(self.target.classes), minlength=4).argmax())
 
     @property
     def mismatched(self) -> np.ndarray:
@@ -200,7 +236,10 @@ def attractor_census(
     target's own orbits (0 unless the target is multistable); ``census_chaotic_network`` and
     ``census_chaotic_target``, shares of chaotic orbits; ``census_lyapunov_{network,target}``
     and ``_std``, mean and spread of the exponent over chaotic starts (NaN if none);
-    ``census_lyapunov_error``, network mean over target mean minus 1; ``census_sw``, the
+    ``census_lyapunov_error``, network mean over target mean minus 1;
+    ``census_lyapunov_null`` and ``census_lyapunov_null_error``, the same mean and error for
+    the target's own orbits from as many other starts (how far two censuses of the target
+    itself differ: the error's null); ``census_sw``, the
     sliced Wasserstein distance between all saved orbit states of network and target over the
     target's RMS spread (folded by the target's symmetry, if any), and ``census_sw_null``, the
     same between the target's orbits and the target's from as many other starts.
@@ -215,29 +254,48 @@ def attractor_census(
         pool_dt: Euler-Maruyama step of the trajectories that give the starts
             (`attractor_points`; ``TrainConfig.pool_dt``).
         **orbit_settings: passed to `orbit_census` (``dt``, ``transient``, ``time``, ...).
+            Without ``dt`` (or with a reference, whose step is reused) network and target
+            share one step, `census_step` of both drifts at the starts.
     """
     if isinstance(starts, bool) or not isinstance(starts, int) or starts < 2:
         raise ValueError(f"Expected starts to be an integer >= 2; got {starts!r}.")
-    run = lambda f, z: orbit_census(f, z, scale=target.scale, **orbit_settings)
-    flat = lambda o: o.points.reshape(-1, target.dim)
+    if orbit_settings.get("dt") is None:
+        orbit_settings.pop("dt", None)
+    run = lambda f, z, dt: orbit_census(f, z, scale=target.scale, dt=dt, **orbit_settings)
     fold = (lambda z: jax.vmap(target.fold)(z)) if target.fold is not None else (lambda z: z)
+    # the distances compare the orbits of the starts where the target's stayed finite (the
+    # network's from the same starts; one diverged network orbit makes its distance infinite)
+    kept = lambda o: np.flatnonzero(np.asarray(o.classes) != DIVERGED)
+    states = lambda o, rows: fold(o.points[rows].reshape(-1, target.dim))
     if reference is None:
         k_starts, k_null = jr.split(key)
         z0s = attractor_points(target, key=k_starts, num=starts, dt=pool_dt)
-        ref = run(target.f, z0s)
-        r = fold(flat(ref))
-        null = run(target.f, attractor_points(target, key=k_null, num=starts, dt=pool_dt))
-        sw_null = sliced_wasserstein(fold(flat(null)), r, host=True) / spread(r)
+        save_dt = orbit_settings.get("save_dt", 0.2)
+        dt = orbit_settings.pop("dt", None) or census_step([target.f, model.target_drift], z0s,
+                                                           save_dt)  # fmt: skip
+        ref = run(target.f, z0s, dt)
+        if not np.any(np.asarray(ref.classes) != DIVERGED):
+            raise ValueError(
+                f"Expected the target's noise-free orbits to stay finite; all {starts} diverged "
+                f"with the RK4 step {dt:g} (pass a smaller dt)."
+            )
+        null = run(target.f, attractor_points(target, key=k_null, num=starts, dt=pool_dt), dt)
+        m = min(kept(ref).size, kept(null).size)
+        r = states(ref, kept(ref)[:m])
+        sw_null = (sliced_wasserstein(states(null, kept(null)[:m]), r, host=True) / spread(r)
+                   if m else np.nan)  # fmt: skip
+        lam_null = _chaotic_moments(null)[0]
     else:
         z0s, ref, sw_null = reference.starts, reference.target, reference.metrics["census_sw_null"]
-        r = fold(flat(ref))
-    net = run(model.target_drift, z0s)
-    a = fold(flat(net))
+        lam_null = reference.metrics["census_lyapunov_null"]
+        dt = orbit_settings.pop("dt", None) or reference.settings["dt"]
+    net = run(model.target_drift, z0s, dt)
+    r, a = states(ref, kept(ref)), states(net, kept(ref))
     scale = spread(r)
-    census = Census(net, ref, {}, z0s, {"starts": z0s.shape[0], **orbit_settings})
+    census = Census(net, ref, {}, z0s, {"starts": z0s.shape[0], "dt": dt, **orbit_settings})
     lam_net, lam_net_std = _chaotic_moments(net)
     lam_ref, lam_ref_std = _chaotic_moments(ref)
-    finite = np.all(np.isfinite(a))
+    finite = np.all(np.isfinite(net.points))
     census.metrics.update({
         "census_starts": float(z0s.shape[0]),
         "census_mismatch": float(census.mismatched.mean()),
@@ -249,6 +307,8 @@ def attractor_census(
         "census_lyapunov_target": lam_ref,
         "census_lyapunov_target_std": lam_ref_std,
         "census_lyapunov_error": lam_net / lam_ref - 1,
+        "census_lyapunov_null": lam_null,
+        "census_lyapunov_null_error": lam_null / lam_ref - 1,
         "census_sw": sliced_wasserstein(a, r, host=True) / scale if finite else np.inf,
         "census_sw_null": sw_null,
     })  # fmt: skip
@@ -262,7 +322,13 @@ def attractor_kind(target: Target, starts: Float[Array, "starts k"], **orbit_set
     simpler class); ``target.attractor`` is not consulted.
     """
     orbits = orbit_census(target.f, starts, scale=target.scale, **orbit_settings)
-    return KINDS[int(np.bincount(np.asarray(orbits.classes), minlength=3).argmax())]
+    kind = int(np.bincount(np.asarray(orbits.classes), minlength=4).argmax())
+    if kind == DIVERGED:
+        raise ValueError(
+            f"Expected the target's noise-free orbits to stay finite; most of the {len(starts)} "
+            "diverged (pass a smaller dt)."
+        )
+    return KINDS[kind]
 
 
 def census_applies(
@@ -278,4 +344,5 @@ def census_applies(
         return target.attractor != "fixed_point"
     z0s = attractor_points(target, key=key, num=starts, dt=pool_dt)
     orbits = orbit_census(target.f, z0s, scale=target.scale, **orbit_settings)
-    return bool(np.any(np.asarray(orbits.classes) != FIXED))
+    classes = np.asarray(orbits.classes)
+    return bool(np.any((classes == PERIODIC) | (classes == CHAOTIC)))
