@@ -49,7 +49,7 @@ import json
 import math
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import jax.random as jr
@@ -79,6 +79,7 @@ def run_one(name: str, n: int, config: ddm.TrainConfig, census: bool, keep: Path
             null_pairs: int = 1) -> dict:  # fmt: skip
     """One flow at one size; a target that diverges is retried as `RETRIES` says, in order."""
     row = {"system": name, "n": n, "method": config.method, "steps": config.steps,
+           "attractor_fraction": config.attractor_fraction,
            "remedy_rounds": config.remedy_rounds, "null_pairs": null_pairs,
            "fidelity_t1": FIDELITY_T1, "fidelity_burn_in": FIDELITY_BURN_IN}  # fmt: skip
     meta = ddm.targets.dysts_metadata(name)
@@ -153,8 +154,12 @@ def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
 
 
 def method_of(row: dict) -> str:
-    """The drift-matching method of a cached row (the first runs, before ``--method``: Adam)."""
-    return row.get("method", "adam")
+    """The drift-matching method of a cached row (the first runs, before ``--method``: Adam).
+
+    With ``-attractor`` where its fit points all came from the attractor (``--fit-points``).
+    """
+    label = row.get("method", "adam").removesuffix("-attractor")
+    return label + ("-attractor" if row.get("attractor_fraction") == 1.0 else "")
 
 
 def method_cache(cache: Path, method: str) -> Path:
@@ -375,6 +380,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=ddm.TrainConfig().steps)
     parser.add_argument("--method", default="lstsq", choices=("lstsq", "adam", "lstsq+adam"),
                         help="drift matching (TrainConfig.method)")  # fmt: skip
+    parser.add_argument("--fit-points", default="mixture", choices=("mixture", "attractor"),
+                        help="mixture: TrainConfig's (half attractor, half box); attractor: "
+                        "attractor_fraction=1")  # fmt: skip
     parser.add_argument("--remedy", type=int, default=0, help="remedy rounds (0: off)")
     parser.add_argument("--no-census", action="store_true")
     parser.add_argument("--null-pairs", type=int, default=1, help="of the fidelity report")
@@ -384,11 +392,13 @@ def main() -> None:
     parser.add_argument("--redo", action="store_true", help="rerun what the cache holds")
     parser.add_argument("--table", action="store_true", help="only rebuild the leaderboard")
     args = parser.parse_args()
-    cache = method_cache(args.cache, args.method)
-    cache.mkdir(parents=True, exist_ok=True)
     config = replace(
         ddm.TrainConfig(), steps=args.steps, remedy_rounds=args.remedy, method=args.method
     )
+    if args.fit_points == "attractor":
+        config = replace(config, attractor_fraction=1.0)
+    cache = method_cache(args.cache, method_of(asdict(config)))
+    cache.mkdir(parents=True, exist_ok=True)
     systems = args.systems or ddm.targets.dysts_systems()
     for name in [] if args.table else systems:
         for n in args.neurons:
