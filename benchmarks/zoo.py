@@ -17,8 +17,15 @@ Cost, chosen where it does not change what a statistic means: the report's stati
 from 256 runs of 12.5 periods, the first 2.5 discarded (10 periods of samples a run: every
 flow's time is in periods, so that is ten crossings of its attractor), with one null pair
 (``--null-pairs``); its sliced Wasserstein sorts on the host on a CPU (XLA's CPU sort took
-half the report). The census keeps its defaults (32 starts, 300 time units): the exponent
-within 10% is judged on it. A flow costs about a minute at n = 256 on a 2-core CPU.
+half the report). The census keeps its defaults (32 starts, 300 time units, RK4 at
+`ddm.fidelity.census_step`: 0.02 periods, shorter for a stiff flow): the exponents are judged
+on it, within 10% where most of the target's census orbits are chaotic, else by the class of
+the orbits (`exponent_agrees`); its ``census_lyapunov_null`` (the target's own exponent from
+other starts) sits beside them. A flow costs about a minute at n = 256 on a 2-core CPU.
+
+``--fit-points attractor`` fits the closed form on attractor points only
+(``TrainConfig.attractor_fraction = 1``; the default mixture draws half of them from the
+enlarged box): its rows are method ``lstsq-attractor``, in their own cache folder.
 
 A target that diverges (in the training pool or the report's ensemble: its noise carries
 trajectories out of a small basin, or Euler's step of 1e-3 periods is too coarse for a stiff
@@ -40,6 +47,7 @@ drift error with any method, else its best run.
     python benchmarks/zoo.py --systems Halvorsen SprottB --neurons 256 --keep --out zoo-runs
     python benchmarks/zoo.py --neurons 256 1024               # the whole zoo (hours on a CPU)
     python benchmarks/zoo.py --method adam --neurons 256       # Adam's runs, in their folder
+    python benchmarks/zoo.py --fit-points attractor --neurons 1024 --systems LorenzCoupled
     python benchmarks/zoo.py --table                           # only rebuild the leaderboard
 """
 
