@@ -276,6 +276,8 @@ def summary(rows: list[dict], board: list[dict]) -> str:
     attempted = len(board)
     reached = [e for e in board if e["reached"]]
     close = [e for e in reached if exponent_agrees(e["row"])]
+    # the noisy statistics too: the stationary distribution within twice its sampling null
+    steady = [e for e in close if e["row"].get("sw", math.inf) <= 2 * e["row"].get("sw_null", 0)]
     reasons = {}
     for e in board:
         if e["row"]["status"] == "failed":
@@ -285,7 +287,9 @@ def summary(rows: list[dict], board: list[dict]) -> str:
         f"{attempted} systems attempted at n = {', '.join(map(str, sizes))}; "
         f"{len(reached)} reach 1% drift error on the attractor, {len(close)} of them with the "
         f"network's exponent agreeing with the target's own (within 10% where the target is "
-        f"chaotic, else the same class of orbit); failures by stage: "
+        f"chaotic, else the same class of orbit), and {len(steady)} of those with the sliced "
+        f"Wasserstein distance of the noisy network to the target within twice its null; "
+        f"failures by stage: "
         f"{', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'none'}. Each "
         "system's row is its smallest n reaching 1% with any method (else its best)."
     ]

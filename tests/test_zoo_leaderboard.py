@@ -33,7 +33,8 @@ def _row(system="Flow", n=256, error=0.001, **census):
                    census_lyapunov_network=1.05, census_mismatch=0.0,
                    census_target_mismatch=0.0)  # fmt: skip
     return {"system": system, "n": n, "dim": 3, "status": "ok", "method": "lstsq",
-            "drift_error_attractor": error} | chaotic | census  # fmt: skip
+            "drift_error_attractor": error, "sw": 0.01,
+            "sw_null": 0.01} | chaotic | census  # fmt: skip
 
 
 def test_a_chaotic_targets_exponent_agrees_within_ten_percent(zoo):
@@ -63,7 +64,7 @@ def test_method_labels_the_fit_points(zoo):
 def test_a_flows_row_is_its_smallest_n_reaching_one_percent_with_the_exponent_agreeing(zoo):
     rows = [
         _row(n=256, error=0.002, census_lyapunov_network=1.5),  # reaches, exponent off
-        _row(n=1024, error=0.004),  # reaches, exponent agrees
+        _row(n=1024, error=0.004, sw=0.03),  # reaches, exponent agrees, SW 3x its null
         _row(system="Other", n=256, error=0.003, census_lyapunov_network=1.5),
         _row(system="Missed", n=256, error=0.05),
     ]
@@ -74,4 +75,5 @@ def test_a_flows_row_is_its_smallest_n_reaching_one_percent_with_the_exponent_ag
     text = zoo.summary(rows, board)
     assert "3 systems attempted" in text
     assert "2 reach 1% drift error on the attractor, 1 of them with the network's exponent" in text
+    assert "and 0 of those with the sliced Wasserstein distance" in text
     assert "| Flow | 3 | 1.000, - | 1024 |" in table
