@@ -154,6 +154,10 @@ def test_census_errors(key, no_typecheck):
     model = ddm.init_network(lorenz, 8, key=key)
     with pytest.raises(ValueError, match="Expected starts to be an integer >= 2"):
         ddm.attractor_census(model, lorenz, key=key, starts=1)
+    with pytest.raises(ValueError, match="Expected a finite dt > 0; got 0.0"):  # not the default
+        ddm.attractor_census(
+            model, lorenz, key=jr.key(1), starts=2, dt=0.0, time=1.0, transient=0.0
+        )
     with pytest.raises(ValueError, match='Expected remedy_rounds "auto" or an integer >= 0'):
         ddm.TrainConfig(remedy_rounds=-1)
     with pytest.raises(ValueError, match="Expected remedy_steps to be a positive integer"):

@@ -193,7 +193,7 @@ class Census:
 
     @property
     def majority(self) -> int:
-        """The target's most common class (``FIXED``, ``PERIODIC`` or ``CHAOTIC``)."""
+        """The target's most common class (``FIXED``, ``PERIODIC``, ``CHAOTIC`` or ``DIVERGED``)."""
         return int(np.bincount(np.asarray(self.target.classes), minlength=4).argmax())
 
     @property
@@ -259,8 +259,7 @@ def attractor_census(
     """
     if isinstance(starts, bool) or not isinstance(starts, int) or starts < 2:
         raise ValueError(f"Expected starts to be an integer >= 2; got {starts!r}.")
-    if orbit_settings.get("dt") is None:
-        orbit_settings.pop("dt", None)
+    dt = orbit_settings.pop("dt", None)  # None: the target's `census_step` (or the reference's)
     run = lambda f, z, dt: orbit_census(f, z, scale=target.scale, dt=dt, **orbit_settings)
     fold = (lambda z: jax.vmap(target.fold)(z)) if target.fold is not None else (lambda z: z)
     # the distances compare the orbits of the starts where the target's stayed finite (the
@@ -274,7 +273,7 @@ def attractor_census(
         # the target's stiffness sets the step: a network fit to it has about the same, and
         # one far stiffer (a failed fit) diverges at it, a mismatch, rather than costing a
         # step as small as its Jacobian is wrong
-        dt = orbit_settings.pop("dt", None) or census_step([target.f], z0s, save_dt)
+        dt = census_step([target.f], z0s, save_dt) if dt is None else dt
         ref = run(target.f, z0s, dt)
         if not np.any(np.asarray(ref.classes) != DIVERGED):
             raise ValueError(
@@ -290,7 +289,7 @@ def attractor_census(
     else:
         z0s, ref, sw_null = reference.starts, reference.target, reference.metrics["census_sw_null"]
         lam_null = reference.metrics["census_lyapunov_null"]
-        dt = orbit_settings.pop("dt", None) or reference.settings["dt"]
+        dt = reference.settings["dt"] if dt is None else dt
     net = run(model.target_drift, z0s, dt)
     r, a = states(ref, kept(ref)), states(net, kept(ref))
     scale = spread(r)
