@@ -32,10 +32,14 @@ trajectories out of a small basin, or Euler's step of 1e-3 periods is too coarse
 or conservative flow) is retried in the fixed order of `RETRIES`, (noise, step): a quarter of
 the noise (`QUIET`) at the same step; then the step 1e-4 (`FINE`: the pool's
 ``TrainConfig.pool_dt``, the report's ``dt`` and ``pool_dt``, the census's starts; the
-census's RK4 step stays 0.02) at the full noise, at a quarter of it, and at a sixteenth. The
-first attempt that diverges nowhere is the row (else the last): its ``noise``, its ``step``
-where it is not 1e-3, ``noise_retry`` the first failure and, past one retry, ``retries``
-every failed attempt. One JSON per flow, size and method in ``--cache`` (results/zoo/ for
+census's RK4 step is `ddm.fidelity.census_step`'s) at the full noise, at a quarter of it,
+and at a sixteenth. The first attempt that diverges nowhere is the row (else the last): its
+``noise``, its ``step`` where it is not 1e-3, ``noise_retry`` the first failure and, past one
+retry, ``retries`` every failed attempt. An attempt whose noisy report ensemble diverges
+still measures the drift errors on the report's held-out points (`drift_errors`) and the
+census, neither of which needs a noisy run: when every retry fails so, the flow's row is the
+last attempt, judged by its drift error and exponent (`measured`) and marked as having no
+noisy statistics. One JSON per flow, size and method in ``--cache`` (results/zoo/ for
 Adam, results/zoo/lstsq/ for the closed form, and so on): a rerun skips what is there
 (``--redo`` reruns), so the run resumes. A failure (translation, escape from the box,
 divergence, stiffness) is recorded with its reason and the run goes on. ``--keep`` keeps
@@ -134,12 +138,21 @@ def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
         start = time.perf_counter()
         # with the census, its exponents (the mean over its chaotic starts) are the ones
         # compared: the report's own (one start) would only repeat them
-        report = ddm.fidelity_report(
-            result.model, target, key=jr.key(1), null_pairs=null_pairs, deterministic=not census,
-            t1=FIDELITY_T1, burn_in=FIDELITY_BURN_IN, dt=step, pool_dt=step,
-        )  # fmt: skip
+        try:
+            report = ddm.fidelity_report(
+                result.model, target, key=jr.key(1), null_pairs=null_pairs,
+                deterministic=not census, t1=FIDELITY_T1, burn_in=FIDELITY_BURN_IN, dt=step,
+                pool_dt=step,
+            )  # fmt: skip
+            row.update({k: float(report.metrics[k]) for k in METRICS if k in report.metrics})
+            noisy_failure = None
+        except ddm.SimulationDiverged as err:
+            # the noisy ensemble diverged (a conservative flow's noise pumps energy into it, a
+            # stiff one's Euler step): the drift errors and the census are still measured,
+            # and the attempt is recorded as failed at this stage (the retries may do better)
+            noisy_failure = err
+            row.update(drift_errors(result.model, target, jr.key(1), null_pairs, step))
         row["fidelity_s"] = time.perf_counter() - start
-        row.update({k: float(report.metrics[k]) for k in METRICS if k in report.metrics})
         if not np.isfinite(row["drift_error_attractor"]):
             raise FloatingPointError("the attractor drift error is not finite")
         if census:
@@ -153,12 +166,42 @@ def _attempt(name, n, config, census, keep, null_pairs, row) -> dict:
             folder.mkdir(parents=True, exist_ok=True)
             ddm.save_model(folder / "model.eqx", result.model)
             ddm.export_weights(folder / "weights.npz", result.model, f"dysts:{name}")
+        if noisy_failure is not None:
+            stage = "fidelity"
+            raise noisy_failure
     except ddm.SimulationDiverged as err:
         return row | _failure("escape" if stage == "training" else stage, err)
     except Exception as err:  # a failure is a result: record it, go on
         traceback.print_exc()
         return row | _failure(stage, err)
     return row | {"status": "ok"}
+
+
+def drift_errors(model, target, key, null_pairs: int, step: float) -> dict:
+    """The report's drift errors alone, on the points `ddm.fidelity_report` holds out.
+
+    The same keys and draws as the report (its first two keys: 16,384 attractor points at
+    Euler step ``step``, 16,384 box points), so a flow whose report fails later, in its noisy
+    ensemble, keeps the numbers the report would have given.
+    """
+    keys = iter(jr.split(key, 8 + 2 * null_pairs))
+    held = ddm.attractor_points(target, key=next(keys), num=16384, dt=step)
+    box = ddm.simulation.sample_box(next(keys), target, 16384)
+    return {"drift_error_attractor": float(ddm.drift_error(model, target, held)),
+            "drift_error_box": float(ddm.drift_error(model, target, box))}  # fmt: skip
+
+
+def measured(row: dict) -> bool:
+    """Whether a row has its drift errors: it ran through, or only its noisy ensemble failed.
+
+    A flow whose noisy target diverges in the report's ensemble at every retry keeps the drift
+    errors on the report's held-out points and its census (`drift_errors`); it reaches 1% and
+    its exponent agrees as any other row, and it counts as failed only for the noisy
+    statistics (sliced Wasserstein, moments).
+    """
+    error = row.get("drift_error_attractor")
+    finite = error is not None and math.isfinite(error)
+    return row["status"] == "ok" or (row.get("stage") == "fidelity" and finite)
 
 
 def method_of(row: dict) -> str:
@@ -222,7 +265,7 @@ def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
     board = []
     for name in sorted({r["system"] for r in rows}):
         mine = sorted((r for r in rows if r["system"] == name), key=lambda r: r["n"])
-        ok = [r for r in mine if r["status"] == "ok"]
+        ok = [r for r in mine if measured(r)]
         # the smallest n that reaches 1% with the exponent agreeing, else the smallest that
         # reaches 1%
         reach = sorted((r for r in ok if r["drift_error_attractor"] < THRESHOLD),
@@ -253,8 +296,9 @@ def leaderboard(rows: list[dict]) -> tuple[list[dict], str]:
         retried += [f"step {r['step']:g}"] if r.get("step", STEP) != STEP else []
         quiet = f" ({', '.join(retried)}: retried)" if retried else ""
         lifted = f" ({r['embedded_dim']})" if r.get("embedded_dim", e["dim"]) != e["dim"] else ""
+        noisy = f"; no noisy statistics: {_why(r)}" if r["status"] == "failed" else ""
         status = (
-            f"ok{quiet}" if e["reached"]
+            f"ok{quiet}{noisy}" if e["reached"]
             else f"{r['stage']}: {_why(r)}" if r["status"] == "failed"
             else f"best of n = {', '.join(map(str, e['sizes']))} ({', '.join(e['methods'])})"
         )  # fmt: skip
@@ -280,16 +324,20 @@ def summary(rows: list[dict], board: list[dict]) -> str:
     steady = [e for e in close if e["row"].get("sw", math.inf) <= 2 * e["row"].get("sw_null", 0)]
     reasons = {}
     for e in board:
-        if e["row"]["status"] == "failed":
+        if e["row"]["status"] == "failed" and not e["reached"]:
             reasons[e["row"]["stage"]] = reasons.get(e["row"]["stage"], 0) + 1
     sizes = sorted({r["n"] for r in rows})
+    # reached, but the noisy target diverged in the report's ensemble at every retry
+    noisy = [e for e in reached if e["row"]["status"] == "failed"]
+    partial = (f" ({len(noisy)} of the {len(reached)} without noisy statistics: the noisy "
+               "target diverges in the report's ensemble)" if noisy else "")  # fmt: skip
     lines = [
         f"{attempted} systems attempted at n = {', '.join(map(str, sizes))}; "
         f"{len(reached)} reach 1% drift error on the attractor, {len(close)} of them with the "
         f"network's exponent agreeing with the target's own (within 10% where the target is "
         f"chaotic, else the same class of orbit), and {len(steady)} of those with the sliced "
-        f"Wasserstein distance of the noisy network to the target within twice its null; "
-        f"failures by stage: "
+        f"Wasserstein distance of the noisy network to the target within twice its null"
+        f"{partial}; failures by stage (of the systems that do not reach 1%): "
         f"{', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'none'}. Each "
         "system's row is its smallest n reaching 1% with any method (else its best)."
     ]
@@ -297,7 +345,7 @@ def summary(rows: list[dict], board: list[dict]) -> str:
         mine = [r for r in rows if method_of(r) == method]
         ran = [r for r in mine if "train_s" in r]
         total = [r["total_s"] for r in ran if "total_s" in r]
-        hit = {r["system"] for r in mine if r["status"] == "ok"
+        hit = {r["system"] for r in mine if measured(r)
                and r["drift_error_attractor"] < THRESHOLD}  # fmt: skip
         lines.append(
             f"- {method}: {len({r['system'] for r in mine})} systems, {len(ran)} runs trained, "
@@ -309,7 +357,7 @@ def summary(rows: list[dict], board: list[dict]) -> str:
         )
     both = {}
     for r in rows:
-        if r["status"] == "ok":
+        if measured(r):
             both.setdefault((r["system"], r["n"]), {})[method_of(r)] = r["drift_error_attractor"]
     pairs = [v for v in both.values() if "adam" in v and "lstsq" in v]
     if pairs:
@@ -325,7 +373,7 @@ def summary(rows: list[dict], board: list[dict]) -> str:
 
 def hardness(board: list[dict]) -> str:
     """What goes with a hard flow: rank correlations of the best run's log drift error."""
-    ok = [e["row"] for e in board if e["row"]["status"] == "ok"]
+    ok = [e["row"] for e in board if measured(e["row"])]
     if len(ok) < 5:
         return ""
     from scipy.stats import spearmanr
@@ -347,7 +395,7 @@ def hardness(board: list[dict]) -> str:
 
 def plot(rows: list[dict], path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if measured(r)]
     lams = [r.get("lyapunov_target") or 0.0 for r in ok]
     norm = plt.Normalize(0, max([*lams, 1e-3]))
     cmap = plt.get_cmap("viridis")

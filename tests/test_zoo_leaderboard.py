@@ -1,6 +1,7 @@
 """The zoo's leaderboard (benchmarks/zoo.py): which run a flow's row is, and what it counts.
 
-Pure functions of cached rows: no flow is embedded here.
+Pure functions of cached rows (no flow is embedded here), and the drift errors a row keeps
+when its report's noisy ensemble fails.
 """
 
 import importlib.util
@@ -37,6 +38,13 @@ def _row(system="Flow", n=256, error=0.001, **census):
             "sw_null": 0.01} | chaotic | census  # fmt: skip
 
 
+def _board(zoo, rows):
+    """Which run each system's row is, whether it reached 1%, the table and the summary."""
+    board, table = zoo.leaderboard(rows)
+    reached = {e["system"]: e["reached"] for e in board}
+    return board, reached, table, zoo.summary(rows, board)
+
+
 def test_a_chaotic_targets_exponent_agrees_within_ten_percent(zoo):
     assert zoo.exponent_agrees(_row(census_lyapunov_network=1.09))
     assert not zoo.exponent_agrees(_row(census_lyapunov_network=1.11))
@@ -68,12 +76,42 @@ def test_a_flows_row_is_its_smallest_n_reaching_one_percent_with_the_exponent_ag
         _row(system="Other", n=256, error=0.003, census_lyapunov_network=1.5),
         _row(system="Missed", n=256, error=0.05),
     ]
-    board, table = zoo.leaderboard(rows)
-    row = {e["system"]: e["row"]["n"] for e in board}
-    assert row == {"Flow": 1024, "Other": 256, "Missed": 256}
-    assert [e["reached"] for e in board] == [True, False, True]  # Flow, Missed, Other
-    text = zoo.summary(rows, board)
+    board, reached, table, text = _board(zoo, rows)
+    assert {e["system"]: e["row"]["n"] for e in board} == {"Flow": 1024, "Other": 256,
+                                                           "Missed": 256}  # fmt: skip
+    assert reached == {"Flow": True, "Missed": False, "Other": True}
     assert "3 systems attempted" in text
     assert "2 reach 1% drift error on the attractor, 1 of them with the network's exponent" in text
     assert "and 0 of those with the sliced Wasserstein distance" in text
     assert "| Flow | 3 | 1.000, - | 1024 |" in table
+
+
+def test_a_row_whose_noisy_ensemble_diverged_keeps_its_drift_errors_and_census(zoo):
+    """Only the noisy statistics are missing: the row reaches 1% and is not a failure."""
+    failed = dict(status="failed", stage="fidelity", reason="The target's simulation diverged")
+    partial = {k: v for k, v in _row(system="Conservative", **failed).items()
+               if k not in ("sw", "sw_null")}  # fmt: skip
+    missed = _row(system="Failed", error=float("nan"), **failed)
+    rows = [partial, missed, _row()]
+    _, reached, table, text = _board(zoo, rows)
+    assert reached == {"Conservative": True, "Failed": False, "Flow": True}
+    assert "| ok; no noisy statistics: The target's simulation diverged |" in table
+    assert "2 reach 1% drift error on the attractor, 2 of them with the network's exponent" in text
+    assert "and 1 of those with the sliced Wasserstein" in text
+    assert "(1 of the 2 without noisy statistics" in text
+    assert "failures by stage (of the systems that do not reach 1%): fidelity 1." in text
+
+
+def test_drift_errors_are_the_reports_own(zoo):
+    """A row without its report keeps the numbers the report gives: same keys, same points."""
+    import jax.random as jr
+
+    import ddm_jax as ddm
+
+    vdp = ddm.make_target("vdp")
+    config = ddm.TrainConfig(method="lstsq", lstsq_points=2048, remedy_rounds=0)
+    model = ddm.fit(vdp, 16, key=jr.key(0), config=config).model
+    report = ddm.fidelity_report(model, vdp, key=jr.key(1), trajectories=8, t1=1.0, burn_in=0.5,
+                                 null_pairs=1, deterministic=False)  # fmt: skip
+    alone = zoo.drift_errors(model, vdp, jr.key(1), 1, ddm.simulation.POOL_DT)
+    assert alone == {k: report.metrics[k] for k in ("drift_error_attractor", "drift_error_box")}
